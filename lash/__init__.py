@@ -1,0 +1,127 @@
+"""lash: persistence for long-running AI-agent sessions.
+
+Open a handle with :func:`lash.open`, get a :class:`Session`, append messages, record
+usage and ``commit()`` each turn. Backends, blob stores and compaction strategies are
+plugins found through the ``lash`` entry-point group and chosen in TOML.
+"""
+
+from lash.blobs import BlobProfile, BlobStore
+from lash.compaction import CompactionContext, CompactionResult, Compactor, KeepRecent
+from lash.config import LashConfig, load_config
+from lash.errors import (
+    BackendError,
+    BlobIntegrityError,
+    CompactionError,
+    ConfigError,
+    CorruptRecordError,
+    HeadRevisionConflict,
+    InvalidGraphError,
+    InvalidSessionId,
+    LashError,
+    PluginError,
+    PluginNotFound,
+    SchemaVersionError,
+    SerializationError,
+    SessionBindingMismatch,
+    SessionClosedError,
+    StoreError,
+    UnsupportedReadScope,
+)
+from lash.graph import SessionGraph
+from lash.hookspecs import hookimpl, hookspec
+from lash.model import (
+    ActivePath,
+    AgentFrame,
+    Append,
+    BlobHint,
+    BlobKind,
+    BlobRef,
+    Checkpoint,
+    Commit,
+    CommitResult,
+    FullGraph,
+    GcReport,
+    HydratedCheckpoint,
+    LedgerEntry,
+    Node,
+    PluginSnapshot,
+    ReplaceFull,
+    SessionConfig,
+    SessionInfo,
+    SessionMeta,
+    SessionRead,
+    TokenUsage,
+    ToolState,
+    TurnState,
+    Unchanged,
+    VacuumReport,
+)
+from lash.runtime import Lash, open
+from lash.session import PruneReport, Session, ToolRegistry, UsageReport
+from lash.store import Backend, SessionStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivePath",
+    "AgentFrame",
+    "Append",
+    "Backend",
+    "BackendError",
+    "BlobHint",
+    "BlobIntegrityError",
+    "BlobKind",
+    "BlobProfile",
+    "BlobRef",
+    "BlobStore",
+    "Checkpoint",
+    "Commit",
+    "CommitResult",
+    "CompactionContext",
+    "CompactionError",
+    "CompactionResult",
+    "Compactor",
+    "ConfigError",
+    "CorruptRecordError",
+    "FullGraph",
+    "GcReport",
+    "HeadRevisionConflict",
+    "HydratedCheckpoint",
+    "InvalidGraphError",
+    "InvalidSessionId",
+    "KeepRecent",
+    "Lash",
+    "LashConfig",
+    "LashError",
+    "LedgerEntry",
+    "Node",
+    "PluginError",
+    "PluginNotFound",
+    "PluginSnapshot",
+    "PruneReport",
+    "ReplaceFull",
+    "SchemaVersionError",
+    "SerializationError",
+    "Session",
+    "SessionBindingMismatch",
+    "SessionClosedError",
+    "SessionConfig",
+    "SessionGraph",
+    "SessionInfo",
+    "SessionMeta",
+    "SessionRead",
+    "SessionStore",
+    "StoreError",
+    "TokenUsage",
+    "ToolRegistry",
+    "ToolState",
+    "TurnState",
+    "Unchanged",
+    "UnsupportedReadScope",
+    "UsageReport",
+    "VacuumReport",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+    "open",
+]

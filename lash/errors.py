@@ -1,0 +1,154 @@
+"""Every error lash raises.
+
+All subclass :class:`LashError`, so callers can catch one type. Storage problems are
+:class:`StoreError`; configuration and plugin problems name the file, key or distribution
+that would fix them. A raw ``KeyError``, ``sqlite3.Error`` or ``botocore`` exception never
+escapes a lash call: backends translate them into :class:`BackendError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class LashError(Exception):
+    """Base class of every lash error."""
+
+
+class StoreError(LashError):
+    """A storage operation failed or was refused."""
+
+
+class SessionBindingMismatch(StoreError):
+    """A store bound to one session was asked to act on another."""
+
+    def __init__(self, bound: str, attempted: str) -> None:
+        self.bound = bound
+        self.attempted = attempted
+        super().__init__(f"store is bound to session {bound!r}, not {attempted!r}")
+
+
+class UnsupportedReadScope(StoreError):
+    """The read scope is not one the store understands."""
+
+    def __init__(self, scope: object) -> None:
+        self.scope = scope
+        super().__init__(f"unsupported read scope: {scope!r} (use FullGraph() or ActivePath())")
+
+
+class HeadRevisionConflict(StoreError):
+    """Another writer moved the head first. Retryable: refresh, then commit again."""
+
+    retryable = True
+
+    def __init__(self, expected: int | None, actual: int | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"head revision conflict: expected {expected}, stored {actual} "
+            "(another writer committed first; refresh and retry)"
+        )
+
+
+class BackendError(StoreError):
+    """The storage backend failed (I/O, lock timeout, server unreachable, ...)."""
+
+
+class BlobIntegrityError(StoreError):
+    """A blob's bytes do not hash to its ref, or its envelope cannot be decoded."""
+
+    def __init__(self, ref: str, reason: str = "content does not match its sha256") -> None:
+        self.ref = ref
+        self.reason = reason
+        super().__init__(f"blob {ref}: {reason}")
+
+
+class SchemaVersionError(StoreError):
+    """Stored data was written by a newer lash than this one."""
+
+    def __init__(self, found: int, supported: int, what: str = "record") -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{what} has schema version {found}, this lash supports up to {supported}; upgrade lash to read it"
+        )
+
+
+class CorruptRecordError(StoreError):
+    """Stored bytes could not be decoded into the record they should hold."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"corrupt {what}: {reason}")
+
+
+class InvalidSessionId(StoreError, ValueError):
+    """A session id lash refuses to store (empty, contains NUL, too long, not a str)."""
+
+    def __init__(self, session_id: object, reason: str) -> None:
+        self.session_id = session_id
+        shown = repr(session_id)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        super().__init__(f"invalid session id {shown}: {reason}")
+
+
+class InvalidGraphError(StoreError, ValueError):
+    """A graph change would break the session graph (unknown parent, conflicting node id)."""
+
+
+class SessionClosedError(LashError):
+    """The session or handle was closed; open a new one."""
+
+
+class ConfigError(LashError):
+    """Configuration is invalid. Names the file and the key, and lists valid choices."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        key: str | None = None,
+        choices: Sequence[str] = (),
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.key = key
+        self.choices = tuple(choices)
+        where = str(path) if path is not None else "<config>"
+        if key:
+            where += f": [{key}]" if "." not in key else f": {key}"
+        text = f"{where}: {message}"
+        if self.choices:
+            text += f" (valid: {', '.join(self.choices)})"
+        super().__init__(text)
+
+
+class PluginError(LashError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class PluginNotFound(PluginError, LookupError):
+    """No installed plugin registered ``name`` as a ``kind``."""
+
+    def __init__(self, kind: str, name: str, available: Sequence[str], install_hint: str | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = tuple(available)
+        self.install_hint = install_hint
+        installed = ", ".join(self.available) if self.available else "none"
+        text = f"no {kind} named {name!r} is installed (installed: {installed})"
+        if install_hint:
+            text += f"; `pip install {install_hint}` provides it"
+        super().__init__(text)
+
+
+class CompactionError(LashError):
+    """A compactor raised or returned something that is not a CompactionResult."""
+
+
+class SerializationError(StoreError, TypeError):
+    """A value cannot be encoded with msgpack (e.g. a node body holding an arbitrary object)."""

@@ -1,0 +1,191 @@
+"""The plugin manager: entry-point discovery and the registries plugins fill.
+
+Each :func:`lash.open` builds its own :class:`PluginManager`, so two handles in one process
+can load different plugin sets (``[plugins] disable``, ``lash.open(plugins=...)``) and tests
+need no global switch.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+import pluggy
+
+from lash import hookspecs
+from lash.errors import ConfigError, PluginError, PluginNotFound
+
+ENTRY_POINT_GROUP = "lash"
+
+KNOWN_DISTRIBUTIONS: Mapping[tuple[str, str], str] = {
+    ("backend", "memory"): "lash-memory",
+    ("backend", "sqlite"): "lash-sqlite",
+    ("backend", "postgres"): "lash-postgres",
+    ("backend", "s3"): "lash-s3",
+    ("blob store", "memory"): "lash-memory",
+    ("blob store", "sqlite"): "lash-sqlite",
+    ("blob store", "s3"): "lash-s3",
+    ("blob store", "postgres"): "lash-postgres",
+}
+"""Which distribution provides a well-known name (the hint in :class:`PluginNotFound`)."""
+
+BUILTIN_PLUGINS = ("lash.compaction",)
+"""Core modules registered as plugins, after the entry points, like any third-party one."""
+
+T = TypeVar("T")
+Factory = Callable[[dict[str, Any]], T]
+
+
+@attrs.frozen
+class Registration(Generic[T]):
+    """One registered name: its factory and the plugin that registered it."""
+
+    name: str
+    factory: Factory[T]
+    plugin: str
+
+
+class Registry(Generic[T]):
+    """Names → factories of one kind ("backend", "blob store", "compactor")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Registration[T]] = {}
+
+    def register(self, name: str, factory: Factory[T], *, plugin: str = "?") -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {self.kind} with an invalid name {name!r}")
+        if not callable(factory):
+            raise PluginError(f"plugin {plugin!r} registered {self.kind} {name!r} with a non-callable factory")
+        if name in self._entries:
+            other = self._entries[name].plugin
+            raise PluginError(
+                f"{self.kind} {name!r} is registered twice: by plugin {other!r} and by {plugin!r}; "
+                f"disable one with [plugins] disable = [{plugin!r}]"
+            )
+        self._entries[name] = Registration(name, factory, plugin)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Registration[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise PluginNotFound(self.kind, name, self.names(), KNOWN_DISTRIBUTIONS.get((self.kind, name))) from None
+
+    def create(self, name: str, options: Mapping[str, Any]) -> T:
+        """Build ``name`` with ``options``."""
+        return self.get(name).factory(dict(options))
+
+    def entries(self) -> list[Registration[T]]:
+        return [self._entries[n] for n in self.names()]
+
+
+class PluginManager:
+    """A pluggy manager with lash's hookspecs, its entry points and its registries."""
+
+    def __init__(self, *, disable: Iterable[str] = (), plugins: Iterable[object] = (), entry_points: bool = True):
+        self.pm = pluggy.PluginManager("lash")
+        self.pm.add_hookspecs(hookspecs)
+        for name in disable:
+            self.pm.set_blocked(name)
+        if entry_points:
+            self._load_entry_points()
+        for module_name in BUILTIN_PLUGINS:
+            if not self.pm.is_blocked(module_name):
+                self.pm.register(importlib.import_module(module_name), name=module_name)
+        for plugin in plugins:
+            self.pm.register(plugin)
+        self.backends: Registry[Any] = self._collect("backend", self.pm.hook.lash_register_backends)
+        self.blob_stores: Registry[Any] = self._collect("blob store", self.pm.hook.lash_register_blob_stores)
+        self.compactors: Registry[Any] = self._collect("compactor", self.pm.hook.lash_register_compactors)
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def _load_entry_points(self) -> None:
+        try:
+            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:
+            culprit = _failing_entry_point(self.pm)
+            where = f"entry point {culprit.name!r} ({culprit.value})" if culprit else "an entry point"
+            dist = f" from distribution {culprit.dist.name!r}" if culprit and culprit.dist else ""
+            raise PluginError(
+                f"lash plugin {where}{dist} failed to load: {type(exc).__name__}: {exc}; "
+                f"fix or uninstall it, or add it to [plugins] disable"
+            ) from exc
+
+    def _collect(self, kind: str, hook: Any) -> Registry[Any]:
+        registry: Registry[Any] = Registry(kind)
+        for impl in hook.get_hookimpls():  # registration order
+
+            def register(name: str, factory: Factory[Any], _plugin: str = impl.plugin_name) -> None:
+                registry.register(name, factory, plugin=_plugin)
+
+            impl.function(register=register)
+        return registry
+
+    def plugin_names(self) -> list[str]:
+        """Names of every registered plugin."""
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    def distributions(self) -> dict[str, tuple[str, str]]:
+        """Plugin name → (distribution, version), for plugins loaded from entry points."""
+        return {
+            name: (dist.project_name, dist.version)
+            for name, dist in ((self.pm.get_name(p), d) for p, d in self.pm.list_plugin_distinfo())
+            if name is not None
+        }
+
+
+def _failing_entry_point(pm: pluggy.PluginManager) -> importlib.metadata.EntryPoint | None:
+    """The first ``lash`` entry point that is not registered and does not load."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            ep.load()
+        except Exception:
+            return ep
+    return None
+
+
+def from_options(constructor: Callable[..., T]) -> Factory[T]:
+    """Adapt a keyword-argument constructor into a ``factory(options)``.
+
+    Unknown option keys and missing required ones raise :class:`ConfigError` naming the
+    key and the valid ones, instead of a ``TypeError`` deep inside a plugin.
+    """
+    signature = inspect.signature(constructor)
+    params = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"
+    }
+    label = getattr(constructor, "__qualname__", repr(constructor))
+
+    def factory(options: dict[str, Any]) -> T:
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            raise ConfigError(
+                f"unknown option {unknown[0]!r} for {label}", key="options." + unknown[0], choices=sorted(params)
+            )
+        missing = sorted(n for n, p in params.items() if p.default is p.empty and n not in options)
+        if missing:
+            raise ConfigError(f"missing required option {missing[0]!r} for {label}", key="options." + missing[0])
+        try:
+            return constructor(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid options for {label}: {exc}", key="options") from exc
+
+    factory.__doc__ = constructor.__doc__
+    factory.__name__ = f"{label}_factory"
+    return factory

@@ -1,0 +1,729 @@
+"""The storage contract, and the commit semantics every backend shares.
+
+Three layers, from the outside in:
+
+* :class:`Backend` and :class:`SessionStore` are what users and the runtime program
+  against (lash's ``SessionStoreFactory`` and ``RuntimePersistence``).
+* :class:`StandardSessionStore` implements :class:`SessionStore` once, for every backend:
+  revision compare-and-swap, ``Append``/``Unchanged``/``ReplaceFull``, snapshot reuse by
+  generation/revision, ledger merge, tombstones, vacuum and blob GC.
+* :class:`SessionStorage` / :class:`StorageTransaction` are the primitives a backend
+  provides: opaque bytes in and out inside a transaction. A new backend writes only these
+  (see :class:`StorageBackend`), and runs :mod:`lash.testing` to prove it.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from lash import codec
+from lash.blobs import BlobStore, EnvelopeBlobStore, StoredBlob, collectable
+from lash.errors import (
+    BlobIntegrityError,
+    HeadRevisionConflict,
+    InvalidGraphError,
+    InvalidSessionId,
+    SessionBindingMismatch,
+    SessionClosedError,
+    UnsupportedReadScope,
+)
+from lash.graph import SessionGraph
+from lash.model import (
+    ActivePath,
+    Append,
+    BlobHint,
+    BlobKind,
+    BlobRef,
+    Checkpoint,
+    Commit,
+    CommitResult,
+    FullGraph,
+    GcReport,
+    Head,
+    HydratedCheckpoint,
+    LedgerEntry,
+    Node,
+    NodeKind,
+    PluginSnapshot,
+    ReadScope,
+    ReplaceFull,
+    SessionInfo,
+    SessionMeta,
+    SessionRead,
+    TokenUsage,
+    ToolState,
+    Unchanged,
+    VacuumReport,
+)
+
+MAX_SESSION_ID_LENGTH = 1024
+
+LedgerKey = tuple[str, str]
+
+
+def check_session_id(session_id: object) -> str:
+    """``session_id`` if lash can store it safely, else :class:`InvalidSessionId`.
+
+    Any non-empty text without NUL of at most 1024 characters is accepted, including
+    ``../x`` and unicode: backends store ids as data (hashed file names, bound SQL
+    parameters, escaped keys), never as paths or SQL.
+    """
+    if not isinstance(session_id, str):
+        raise InvalidSessionId(session_id, f"must be a str, not {type(session_id).__name__}")
+    if not session_id:
+        raise InvalidSessionId(session_id, "must not be empty")
+    if "\x00" in session_id:
+        raise InvalidSessionId(session_id, "must not contain NUL")
+    if len(session_id) > MAX_SESSION_ID_LENGTH:
+        raise InvalidSessionId(session_id, f"longer than {MAX_SESSION_ID_LENGTH} characters")
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidSessionId(session_id, "is not valid unicode text") from exc
+    return session_id
+
+
+# --- the public contract --------------------------------------------------------------------
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Persistence of one session, bound to its id."""
+
+    session_id: str
+    blobs: BlobStore
+
+    def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
+        """The committed session (None if never committed), reading ``scope`` of its graph."""
+        ...
+
+    def load_node(self, node_id: str) -> Node | None:
+        """One visible node, or None."""
+        ...
+
+    def commit(self, commit: Commit) -> CommitResult:
+        """Apply ``commit`` atomically or raise (:class:`HeadRevisionConflict` and others)."""
+        ...
+
+    def save_meta(self, meta: SessionMeta) -> None:
+        """Store descriptive metadata."""
+        ...
+
+    def load_meta(self) -> SessionMeta | None:
+        """The stored metadata, or None."""
+        ...
+
+    def tombstone_nodes(self, node_ids: Iterable[str]) -> int:
+        """Hide nodes from reads; returns how many were hidden."""
+        ...
+
+    def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes for good."""
+        ...
+
+    def gc_unreachable(self) -> GcReport:
+        """Delete blobs no head references."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; further calls raise :class:`SessionClosedError`."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend plugin registers: a factory of session stores."""
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        """The blob store shared by all sessions, or None when each session keeps its own."""
+        ...
+
+    def open_session(self, session_id: str, *, create: bool = True) -> SessionStore | None:
+        """The store of ``session_id``; None when it does not exist and ``create`` is False."""
+        ...
+
+    def delete_session(self, session_id: str) -> bool:
+        """Remove everything the session owns; True if it existed."""
+        ...
+
+    def list_sessions(self) -> list[SessionInfo]:
+        """Every session, for pickers."""
+        ...
+
+    def gc(self) -> GcReport:
+        """Collect unreachable blobs of every session."""
+        ...
+
+    def close(self) -> None:
+        """Release every resource."""
+        ...
+
+
+# --- primitives a backend implements ----------------------------------------------------
+
+
+@attrs.frozen
+class StoredNode:
+    """A node as a backend stores it: id and parent as columns, the record as bytes."""
+
+    node_id: str
+    parent_id: str | None
+    data: bytes
+
+
+class StorageTransaction(Protocol):
+    """Primitive reads and writes of one session inside one transaction.
+
+    Everything done through one transaction becomes visible together at its end or not at
+    all. The core reads before it writes within a transaction, so a backend may stage
+    writes and apply them at the end.
+    """
+
+    def read_head(self) -> bytes | None:
+        """The stored head record, or None before the first commit."""
+        ...
+
+    def write_head(self, revision: int, data: bytes) -> None:
+        """Replace the head (the core has already checked the expected revision)."""
+        ...
+
+    def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
+        """The stored records of those of ``node_ids`` that exist."""
+        ...
+
+    def read_all_nodes(self) -> list[bytes]:
+        """Every visible node record, in insertion order."""
+        ...
+
+    def read_path(self, leaf_id: str) -> list[bytes]:
+        """Visible node records from ``leaf_id`` up towards the root (leaf first).
+
+        Stops at a missing or tombstoned ancestor. Backends walk this in the database
+        (a recursive CTE), not over every node.
+        """
+        ...
+
+    def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
+        """Add new nodes (ids are known not to exist), keeping their order."""
+        ...
+
+    def clear_nodes(self) -> None:
+        """Remove every node, tombstoned or not."""
+        ...
+
+    def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]:
+        """Ledger rows for ``keys`` (all rows when None), in insertion order."""
+        ...
+
+    def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None:
+        """Insert or replace ledger rows."""
+        ...
+
+    def read_meta(self) -> bytes | None:
+        """The stored meta record, or None."""
+        ...
+
+    def write_meta(self, data: bytes) -> None:
+        """Replace the meta record."""
+        ...
+
+    def tombstone_nodes(self, node_ids: Collection[str]) -> int:
+        """Hide visible nodes; returns how many were hidden."""
+        ...
+
+    def vacuum(self) -> int:
+        """Delete tombstoned nodes; returns how many rows were removed."""
+        ...
+
+
+class SessionStorage(Protocol):
+    """A backend's storage of one session."""
+
+    def transaction(self, *, write: bool) -> AbstractContextManager[StorageTransaction]:
+        """A transaction; ``write=True`` takes the session's write lock for its duration."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+# --- the shared semantics --------------------------------------------------------------
+
+
+@attrs.frozen
+class SessionSummary:
+    """Counts kept in the head so that listing sessions never reads their nodes."""
+
+    node_count: int = 0
+    user_message_count: int = 0
+    first_user_message: str | None = None
+
+    def add(self, nodes: Iterable[Node]) -> SessionSummary:
+        count, users, first = self.node_count, self.user_message_count, self.first_user_message
+        for node in nodes:
+            count += 1
+            text = user_text(node)
+            if text is not None:
+                users += 1
+                first = text if first is None else first
+        return SessionSummary(count, users, first)
+
+
+def user_text(node: Node) -> str | None:
+    """The text of a user message node, else None."""
+    if node.kind != NodeKind.MESSAGE or not isinstance(node.body, dict) or node.body.get("role") != "user":
+        return None
+    content = node.body.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return str(content)
+
+
+@attrs.frozen
+class StoredHead:
+    """The head record as stored: the public head plus the summary."""
+
+    head: Head
+    summary: SessionSummary = SessionSummary()
+
+
+class StandardSessionStore:
+    """:class:`SessionStore` over :class:`SessionStorage` primitives, for every backend."""
+
+    def __init__(
+        self,
+        session_id: str,
+        storage: SessionStorage,
+        blobs: EnvelopeBlobStore | BlobStore,
+        *,
+        shared_gc: Callable[[], GcReport] | None = None,
+    ) -> None:
+        self.session_id = check_session_id(session_id)
+        self.storage = storage
+        self.blobs = blobs
+        self._shared_gc = shared_gc
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.session_id!r}>"
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _txn(self, *, write: bool) -> AbstractContextManager[StorageTransaction]:
+        if self._closed:
+            raise SessionClosedError(f"session store {self.session_id!r} is closed")
+        return self.storage.transaction(write=write)
+
+    def _read_head(self, txn: StorageTransaction) -> StoredHead | None:
+        raw = txn.read_head()
+        return None if raw is None else codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
+
+    def _node(self, raw: bytes) -> Node:
+        return codec.decode(raw, Node, f"node of session {self.session_id!r}")
+
+    def _blob(self, ref: BlobRef | None, cls: type, kind: str):
+        if ref is None:
+            return None
+        data = self.blobs.get(ref)
+        if data is None:
+            raise BlobIntegrityError(ref, f"{kind} blob referenced by the head of {self.session_id!r} is missing")
+        return data if cls is bytes else codec.decode(data, cls, f"{kind} blob {ref}")
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
+        if not isinstance(scope, FullGraph | ActivePath):
+            raise UnsupportedReadScope(scope)
+        with self._txn(write=False) as txn:
+            stored = self._read_head(txn)
+            if stored is None:
+                return None
+            head = stored.head
+            if isinstance(scope, FullGraph):
+                nodes = [self._node(raw) for raw in txn.read_all_nodes()]
+                leaf = head.leaf_node_id
+            else:
+                leaf = scope.leaf_node_id or head.leaf_node_id
+                nodes = [self._node(raw) for raw in reversed(txn.read_path(leaf))] if leaf else []
+                if leaf is not None and not nodes:
+                    raise InvalidGraphError(f"node {leaf!r} is not in session {self.session_id!r}")
+            ledger = tuple(
+                LedgerEntry(s, m, codec.decode(raw, TokenUsage, "ledger entry"))
+                for (s, m), raw in txn.read_ledger().items()
+            )
+        manifest = head.manifest
+        checkpoint = HydratedCheckpoint(
+            turn_state=manifest.turn_state,
+            tool_state=self._blob(manifest.tool_state_ref, ToolState, BlobKind.TOOL_STATE),
+            plugin_snapshot=self._blob(manifest.plugin_snapshot_ref, PluginSnapshot, BlobKind.PLUGIN_SNAPSHOT),
+            execution_state=self._blob(manifest.execution_state_ref, bytes, BlobKind.EXECUTION_STATE),
+        )
+        return SessionRead(
+            session_id=self.session_id,
+            head_revision=head.revision,
+            config=head.config,
+            graph=SessionGraph.from_nodes(nodes, leaf),
+            checkpoint_ref=head.checkpoint_ref,
+            checkpoint=checkpoint,
+            token_ledger=ledger,
+            agent_frames=head.agent_frames,
+            current_agent_frame_id=head.current_agent_frame_id,
+        )
+
+    def load_head(self) -> Head | None:
+        """The head record without nodes or blobs (cheap)."""
+        with self._txn(write=False) as txn:
+            stored = self._read_head(txn)
+        return None if stored is None else stored.head
+
+    def load_summary(self) -> tuple[Head, SessionSummary] | None:
+        """The head and its summary counts, or None before the first commit."""
+        with self._txn(write=False) as txn:
+            stored = self._read_head(txn)
+        return None if stored is None else (stored.head, stored.summary)
+
+    def load_node(self, node_id: str) -> Node | None:
+        with self._txn(write=False) as txn:
+            raw = txn.read_nodes([node_id]).get(node_id)
+        return None if raw is None else self._node(raw)
+
+    def load_meta(self) -> SessionMeta | None:
+        with self._txn(write=False) as txn:
+            raw = txn.read_meta()
+        return None if raw is None else codec.decode(raw, SessionMeta, f"meta of session {self.session_id!r}")
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def save_meta(self, meta: SessionMeta) -> None:
+        if meta.session_id != self.session_id:
+            raise SessionBindingMismatch(self.session_id, meta.session_id)
+        data = codec.encode(meta)
+        with self._txn(write=True) as txn:
+            txn.write_meta(data)
+
+    def commit(self, commit: Commit) -> CommitResult:
+        if commit.session_id != self.session_id:
+            raise SessionBindingMismatch(self.session_id, commit.session_id)
+        encoded = _encode_delta(commit.graph)  # encode first: a bad body fails before any write
+        with self._txn(write=True) as txn:
+            stored = self._read_head(txn)
+            actual = stored.head.revision if stored else None
+            if commit.expected_head_revision != actual:
+                raise HeadRevisionConflict(commit.expected_head_revision, actual)
+            summary = self._apply_graph(txn, commit.graph, encoded, stored.summary if stored else None)
+            _merge_ledger(txn, commit.usage_deltas)
+            manifest = self._write_snapshots(commit.checkpoint, stored.head.manifest if stored else None)
+            checkpoint_ref = self.blobs.put(codec.encode(manifest), BlobKind.CHECKPOINT_MANIFEST)
+            revision = 1 if actual is None else actual + 1
+            head = Head(
+                revision=revision,
+                config=commit.config,
+                leaf_node_id=_delta_leaf(commit.graph),
+                checkpoint_ref=checkpoint_ref,
+                manifest=manifest,
+                agent_frames=tuple(commit.agent_frames),
+                current_agent_frame_id=commit.current_agent_frame_id,
+                committed_at=time.time(),
+            )
+            txn.write_head(revision, codec.encode(StoredHead(head, summary)))
+        return CommitResult(revision, checkpoint_ref, manifest)
+
+    def _apply_graph(
+        self,
+        txn: StorageTransaction,
+        delta: Unchanged | Append | ReplaceFull,
+        encoded: list[StoredNode],
+        summary: SessionSummary | None,
+    ) -> SessionSummary:
+        summary = summary or SessionSummary()
+        if isinstance(delta, ReplaceFull):
+            txn.clear_nodes()
+            txn.insert_nodes(encoded)
+            return SessionSummary().add(delta.graph.nodes.values())
+        new_nodes: tuple[Node, ...] = delta.nodes if isinstance(delta, Append) else ()
+        batch = {n.node_id: n for n in new_nodes}
+        existing = txn.read_nodes(batch.keys(), include_tombstoned=True) if batch else {}
+        for node_id, raw in existing.items():
+            if self._node(raw) != batch[node_id]:
+                raise InvalidGraphError(f"node id {node_id!r} already exists with other content")
+        fresh = [n for n in new_nodes if n.node_id not in existing]
+        # Every parent and the leaf must exist: in this batch (earlier) or in the store.
+        needed: set[str] = set()
+        seen: set[str] = set()
+        for node in fresh:
+            if node.parent_id is not None and node.parent_id not in seen:
+                needed.add(node.parent_id)
+            seen.add(node.node_id)
+        leaf = _delta_leaf(delta)
+        if leaf is not None and leaf not in batch:
+            needed.add(leaf)
+        needed -= existing.keys()
+        if needed:
+            missing = needed - txn.read_nodes(needed).keys()
+            if missing:
+                raise InvalidGraphError(f"unknown node(s) referenced by commit: {sorted(missing)}")
+        if fresh:
+            txn.insert_nodes([s for s in encoded if s.node_id not in existing])
+        return summary.add(fresh)
+
+    def _write_snapshots(self, checkpoint: HydratedCheckpoint, previous: Checkpoint | None) -> Checkpoint:
+        prev = previous or Checkpoint()
+        hints = (BlobHint.COMPRESSIBLE,)
+        tool_ref, tool_gen = None, None
+        if checkpoint.tool_state is not None:
+            tool_gen = checkpoint.tool_state.generation
+            if prev.tool_state_ref is not None and prev.tool_state_generation == tool_gen:
+                tool_ref = prev.tool_state_ref
+            else:
+                tool_ref = self.blobs.put(codec.encode(checkpoint.tool_state), BlobKind.TOOL_STATE, hints)
+        plugin_ref, plugin_rev = None, None
+        if checkpoint.plugin_snapshot is not None:
+            plugin_rev = checkpoint.plugin_snapshot.revision
+            if prev.plugin_snapshot_ref is not None and prev.plugin_snapshot_revision == plugin_rev:
+                plugin_ref = prev.plugin_snapshot_ref
+            else:
+                plugin_ref = self.blobs.put(codec.encode(checkpoint.plugin_snapshot), BlobKind.PLUGIN_SNAPSHOT, hints)
+        exec_ref = None
+        if checkpoint.execution_state is not None:
+            exec_ref = self.blobs.put(checkpoint.execution_state, BlobKind.EXECUTION_STATE, hints)
+        return Checkpoint(
+            turn_state=checkpoint.turn_state,
+            tool_state_ref=tool_ref,
+            plugin_snapshot_ref=plugin_ref,
+            plugin_snapshot_revision=plugin_rev,
+            execution_state_ref=exec_ref,
+            tool_state_generation=tool_gen,
+        )
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def tombstone_nodes(self, node_ids: Iterable[str]) -> int:
+        ids = set(node_ids)
+        if not ids:
+            return 0
+        with self._txn(write=True) as txn:
+            stored = self._read_head(txn)
+            if stored is not None and stored.head.leaf_node_id is not None:
+                on_path = {self._node(raw).node_id for raw in txn.read_path(stored.head.leaf_node_id)}
+                if ids & on_path:
+                    raise InvalidGraphError(
+                        f"cannot tombstone node(s) on the head's active path: {sorted(ids & on_path)[:5]}"
+                    )
+            hidden = txn.tombstone_nodes(ids)
+            if stored is not None and hidden:
+                summary = SessionSummary().add(self._node(raw) for raw in txn.read_all_nodes())
+                txn.write_head(stored.head.revision, codec.encode(attrs.evolve(stored, summary=summary)))
+        return hidden
+
+    def vacuum(self) -> VacuumReport:
+        with self._txn(write=True) as txn:
+            return VacuumReport(txn.vacuum())
+
+    def gc_unreachable(self) -> GcReport:
+        if self._shared_gc is not None:
+            return self._shared_gc()
+        with self._txn(write=True) as txn:  # serialises with commits writing blobs
+            stored = self._read_head(txn)
+            roots = head_roots(stored.head) if stored else set()
+            doomed, kept = collectable(stored_blobs(self.blobs), roots, grace_seconds=0)
+            deleted = self.blobs.delete(doomed) if doomed else 0
+        return GcReport(len(roots), kept, deleted)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.storage.close()
+
+
+def head_roots(head: Head) -> set[BlobRef]:
+    """The blobs a head keeps alive: its manifest and the refs inside it."""
+    return {head.checkpoint_ref, *head.manifest.blob_refs()}
+
+
+def stored_blobs(blobs: BlobStore) -> Iterator[StoredBlob]:
+    """Every blob with its age where the store knows it."""
+    if isinstance(blobs, EnvelopeBlobStore):
+        return blobs.storage.list()
+    return (StoredBlob(ref) for ref in blobs.refs())
+
+
+def _delta_leaf(delta: Unchanged | Append | ReplaceFull) -> str | None:
+    return delta.graph.leaf_node_id if isinstance(delta, ReplaceFull) else delta.leaf_node_id
+
+
+def _encode_delta(delta: Unchanged | Append | ReplaceFull) -> list[StoredNode]:
+    if isinstance(delta, ReplaceFull):
+        nodes: Iterable[Node] = delta.graph.nodes.values()
+    elif isinstance(delta, Append):
+        nodes = delta.nodes
+    elif isinstance(delta, Unchanged):
+        nodes = ()
+    else:
+        raise TypeError(f"commit.graph must be Unchanged, Append or ReplaceFull, not {type(delta).__name__}")
+    return [StoredNode(n.node_id, n.parent_id, codec.encode(n)) for n in nodes]
+
+
+def _merge_ledger(txn: StorageTransaction, deltas: Iterable[LedgerEntry]) -> None:
+    merged: dict[LedgerKey, TokenUsage] = {}
+    for entry in deltas:
+        if entry.usage.total != 0:
+            merged[entry.key] = merged.get(entry.key, TokenUsage()) + entry.usage
+    if not merged:
+        return
+    stored = txn.read_ledger(merged.keys())
+    rows = {}
+    for key, usage in merged.items():
+        if key in stored:
+            usage = codec.decode(stored[key], TokenUsage, "ledger entry") + usage
+        rows[key] = codec.encode(usage)
+    txn.write_ledger(rows)
+
+
+# --- a base class for backends built from primitives ------------------------------------
+
+
+class StorageBackend(ABC):
+    """A :class:`Backend` from per-session :class:`SessionStorage` primitives.
+
+    Subclasses implement ``_open_storage``, ``_session_blobs``, ``_session_ids``,
+    ``_delete_storage`` and ``_close``; sessions, listing, composition with an external
+    blob store (``[blobs]`` in config) and GC are shared here.
+    """
+
+    blobs_per_session: bool = False
+    """True when each session keeps its blobs in its own storage (lash-sqlite)."""
+
+    def __init__(self, *, gc_grace_seconds: float = 3600.0) -> None:
+        self.gc_grace_seconds = float(gc_grace_seconds)
+        self._external_blobs: BlobStore | None = None
+
+    @abstractmethod
+    def _open_storage(self, session_id: str, *, create: bool) -> SessionStorage | None:
+        """The storage of ``session_id``; None if absent and not ``create``."""
+
+    @abstractmethod
+    def _session_blobs(self, storage: SessionStorage) -> EnvelopeBlobStore:
+        """The backend's own blob store for a session opened through ``storage``."""
+
+    @abstractmethod
+    def _session_ids(self) -> list[str]:
+        """Ids of every stored session."""
+
+    @abstractmethod
+    def _delete_storage(self, session_id: str) -> bool:
+        """Remove the session's storage; True if it existed."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release backend-wide resources."""
+
+    def _own_shared_blobs(self) -> BlobStore | None:
+        """The backend's own shared blob store (None when blobs are per session)."""
+        return None
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        return self._external_blobs or self._own_shared_blobs()
+
+    def attach_blob_store(self, store: BlobStore) -> None:
+        """Keep every session's blobs in ``store`` (``[blobs]`` in config) instead."""
+        self._external_blobs = store
+
+    def _shares_blobs(self) -> bool:
+        return self._external_blobs is not None or not self.blobs_per_session
+
+    def open_session(self, session_id: str, *, create: bool = True) -> StandardSessionStore | None:
+        session_id = check_session_id(session_id)
+        storage = self._open_storage(session_id, create=create)
+        if storage is None:
+            return None
+        blobs = self._external_blobs or self._session_blobs(storage)
+        return StandardSessionStore(session_id, storage, blobs, shared_gc=self.gc if self._shares_blobs() else None)
+
+    def delete_session(self, session_id: str) -> bool:
+        return self._delete_storage(check_session_id(session_id))
+
+    def session_ids(self) -> list[str]:
+        """Ids of every stored session."""
+        return self._session_ids()
+
+    def list_sessions(self) -> list[SessionInfo]:
+        infos = []
+        for session_id in self._session_ids():
+            store = self.open_session(session_id, create=False)
+            if store is None:
+                continue
+            try:
+                meta = store.load_meta()
+                loaded = store.load_summary()
+            finally:
+                store.close()
+            head, summary = loaded if loaded else (None, SessionSummary())
+            infos.append(
+                SessionInfo(
+                    session_id=session_id,
+                    cwd=meta.cwd if meta else None,
+                    parent_session_id=meta.parent_session_id if meta else None,
+                    first_user_message=summary.first_user_message,
+                    user_message_count=summary.user_message_count,
+                    head_revision=head.revision if head else None,
+                )
+            )
+        return infos
+
+    def _heads(self) -> Iterator[Head]:
+        for session_id in self._session_ids():
+            store = self.open_session(session_id, create=False)
+            if store is None:
+                continue
+            try:
+                head = store.load_head()
+            finally:
+                store.close()
+            if head is not None:
+                yield head
+
+    def gc(self) -> GcReport:
+        if not self._shares_blobs():
+            reports = []
+            for session_id in self._session_ids():
+                store = self.open_session(session_id, create=False)
+                if store is not None:
+                    try:
+                        reports.append(store.gc_unreachable())
+                    finally:
+                        store.close()
+            return GcReport(
+                sum(r.root_count for r in reports),
+                sum(r.retained_blob_count for r in reports),
+                sum(r.deleted_blob_count for r in reports),
+            )
+        blobs = self.blobs
+        assert blobs is not None
+        return collect_shared_blobs(blobs, self._heads(), self.gc_grace_seconds)
+
+    def close(self) -> None:
+        self._close()
+
+
+def collect_shared_blobs(blobs: BlobStore, heads: Iterable[Head], grace_seconds: float) -> GcReport:
+    """Delete blobs of a store shared by many sessions that no head references.
+
+    Roots are collected *before* blobs are listed, and blobs younger than
+    ``grace_seconds`` are kept, so a blob uploaded by a commit still in flight survives.
+    """
+    roots: set[BlobRef] = set()
+    for head in heads:
+        roots |= head_roots(head)
+    doomed, kept = collectable(stored_blobs(blobs), roots, grace_seconds)
+    deleted = blobs.delete(doomed) if doomed else 0
+    return GcReport(len(roots), kept, deleted)
