@@ -6,15 +6,24 @@ root to the leaf. Every operation here costs O(path length) or O(nodes), never m
 
 from __future__ import annotations
 
+import enum
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final, Literal
 
 import attrs
 
 from lash.errors import InvalidGraphError
 from lash.model import Node
+
+
+class _Parent(enum.Enum):
+    LEAF = "the current leaf"
+
+
+AT_LEAF: Final = _Parent.LEAF
+"""Default ``parent_id`` of :meth:`SessionGraph.append`: under the current leaf."""
 
 
 def new_node_id() -> str:
@@ -48,13 +57,13 @@ class SessionGraph:
         self,
         kind: str,
         body: Any,
-        parent_id: str | type[attrs.NOTHING] | None = attrs.NOTHING,  # type: ignore[valid-type]
+        parent_id: str | Literal[_Parent.LEAF] | None = AT_LEAF,
         *,
         node_id: str | None = None,
         created_at: float | None = None,
     ) -> str:
         """Add a node under ``parent_id`` (default: the leaf), make it the leaf, return its id."""
-        parent = self.leaf_node_id if parent_id is attrs.NOTHING else parent_id
+        parent = self.leaf_node_id if parent_id is AT_LEAF else parent_id
         if parent is not None and parent not in self.nodes:
             raise InvalidGraphError(f"cannot append under unknown node {parent!r}")
         nid = node_id or new_node_id()
