@@ -176,10 +176,15 @@ class SessionInfo:
 
 @attrs.frozen
 class ToolState:
-    """The tool registry: the tool specs offered to the model and a change counter."""
+    """The tool registry: the tool specs offered to the model and a change counter.
+
+    ``plugin_tool_names`` are the tools plugins contributed (the rest the application
+    registered), so that a resumed registry drops a tool its plugin no longer offers.
+    """
 
     generation: int
     tools: tuple[dict[str, Any], ...] = ()
+    plugin_tool_names: tuple[str, ...] = ()
 
 
 @attrs.frozen

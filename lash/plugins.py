@@ -102,7 +102,7 @@ class PluginManager:
             if not self.pm.is_blocked(module_name):
                 self.pm.register(importlib.import_module(module_name), name=module_name)
         for plugin in plugins:
-            self.pm.register(plugin)
+            self.pm.register(plugin, name=self._stable_name(plugin))
         self.backends: Registry[Any] = self._collect("backend", self.pm.hook.lash_register_backends)
         self.blob_stores: Registry[Any] = self._collect("blob store", self.pm.hook.lash_register_blob_stores)
         self.compactors: Registry[Any] = self._collect("compactor", self.pm.hook.lash_register_compactors)
@@ -110,6 +110,23 @@ class PluginManager:
     @property
     def hook(self) -> Any:
         return self.pm.hook
+
+    def _stable_name(self, plugin: object) -> str:
+        """A name for an in-process plugin that is the same in every process.
+
+        Plugin snapshots are stored under it, so pluggy's default for objects without a
+        ``__name__`` (their ``id()``) would lose them on resume. Objects are named after
+        their class; a second instance of one class gets ``#2``, and so on.
+        """
+        base = getattr(plugin, "__name__", None)
+        if not isinstance(base, str):
+            cls = type(plugin)
+            base = f"{cls.__module__}.{cls.__qualname__}"
+        name, n = base, 1
+        while self.pm.has_plugin(name):
+            n += 1
+            name = f"{base}#{n}"
+        return name
 
     def _load_entry_points(self) -> None:
         try:
@@ -134,8 +151,8 @@ class PluginManager:
         return registry
 
     def plugin_names(self) -> list[str]:
-        """Names of every registered plugin."""
-        return [name for name, _ in self.pm.list_name_plugin()]
+        """Names of every registered plugin (blocked names, which pluggy lists as None, excluded)."""
+        return [name for name, plugin in self.pm.list_name_plugin() if plugin is not None]
 
     def distributions(self) -> dict[str, tuple[str, str]]:
         """Plugin name → (distribution, version), for plugins loaded from entry points."""

@@ -11,9 +11,9 @@ from lash.blobs import BlobStore
 from lash.compaction import Compactor
 from lash.config import LashConfig, load_config
 from lash.errors import ConfigError, LashError, PluginNotFound, SerializationError, SessionClosedError
-from lash.model import CommitResult, GcReport, SessionInfo
+from lash.model import ActivePath, CommitResult, GcReport, SessionInfo
 from lash.plugins import PluginManager
-from lash.session import Residency, Session, SessionState, UsageReport, new_meta
+from lash.session import Residency, Session, SessionState, UsageReport, load_committed, new_meta
 from lash.store import Backend, check_session_id
 
 
@@ -104,20 +104,21 @@ class Lash:
         state = SessionState(session_id, residency=residency)
         store = self.backend.open_session(session_id, create=True)
         assert store is not None
+        session = Session(self, store, state)
         try:
-            read = store.load_session(state.read_scope)
+            read = load_committed(store, residency)
             if store.load_meta() is None:
                 store.save_meta(new_meta(session_id, parent_session_id, os.getcwd()))
+            if read is not None:
+                state.apply_read(read)
+                self._restore_plugins(session, read.checkpoint.plugin_snapshot)
+            self.plugin_manager.hook.lash_materialize_session(
+                session=session, plugin_options=dict(plugin_options or {}), is_root_session=parent_session_id is None
+            )
+            self._gather_plugin_tools(session)
         except BaseException:
             store.close()
             raise
-        session = Session(self, store, state)
-        if read is not None:
-            state.apply_read(read)
-            self._restore_plugins(session, read.checkpoint.plugin_snapshot)
-        self.plugin_manager.hook.lash_materialize_session(
-            session=session, plugin_options=dict(plugin_options or {}), is_root_session=parent_session_id is None
-        )
         self._sessions.append(session)
         return session
 
@@ -140,20 +141,28 @@ class Lash:
         return self.backend.gc()
 
     def usage_of_children(self, session_id: str) -> UsageReport:
-        """Committed usage of every descendant of ``session_id``."""
+        """Committed usage of every descendant of ``session_id`` (children, their children, ...)."""
+        self._check_open()
+        children: dict[str | None, list[str]] = {}
+        for info in self.backend.list_sessions():
+            children.setdefault(info.parent_session_id, []).append(info.session_id)
         report = UsageReport(())
-        children = [i.session_id for i in self.backend.list_sessions() if i.parent_session_id == session_id]
-        for child_id in children:
+        todo, seen = list(children.get(session_id, ())), {session_id}
+        while todo:
+            child_id = todo.pop()
+            if child_id in seen:
+                continue
+            seen.add(child_id)
+            todo.extend(children.get(child_id, ()))
             store = self.backend.open_session(child_id, create=False)
             if store is None:
                 continue
             try:
-                read = store.load_session()
+                read = store.load_session(ActivePath())
             finally:
                 store.close()
             if read is not None:
                 report = report + UsageReport(read.token_ledger)
-            report = report + self.usage_of_children(child_id)
         return report
 
     def close(self) -> None:
@@ -178,13 +187,18 @@ class Lash:
             if impl.plugin_name in snapshot.entries:
                 impl.function(session=session, snapshot=snapshot.entries[impl.plugin_name])
 
+    def _gather_plugin_tools(self, session: Session) -> None:
+        """Ask plugins which tools they offer now (on open and before each commit)."""
+        hook = self.plugin_manager.hook
+        session.tools.set_plugin_tools(
+            spec for specs in hook.lash_session_tools(session=session) if specs for spec in specs
+        )
+
     def _gather_plugin_state(self, session: Session) -> None:
         """Ask plugins for their tools and snapshots before a commit."""
-        hook = self.plugin_manager.hook
-        plugin_tools = [spec for specs in hook.lash_session_tools(session=session) if specs for spec in specs]
-        session.tools.set_plugin_tools(plugin_tools)
+        self._gather_plugin_tools(session)
         entries = {}
-        for impl in hook.lash_snapshot_session.get_hookimpls():
+        for impl in self.plugin_manager.hook.lash_snapshot_session.get_hookimpls():
             value = impl.function(session=session)
             if value is None:
                 continue

@@ -11,7 +11,7 @@ is written twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -30,6 +30,7 @@ from lash.model import (
     GcReport,
     HydratedCheckpoint,
     LedgerEntry,
+    Node,
     NodeKind,
     PluginSnapshot,
     ReadScope,
@@ -97,24 +98,31 @@ class ToolRegistry:
     """The tools offered to the model. ``generation`` increases only when the set changes.
 
     Tools registered by the application (:meth:`register`) and those plugins contribute
-    through ``lash_session_tools`` are combined; a tool is a dict with a ``"name"``.
+    through ``lash_session_tools`` are combined (the application's win a name clash); a
+    tool is a msgpack-able dict with a ``"name"``. A tool passing from a plugin to the
+    application (or back) also bumps the generation, because the stored state records who
+    offers each tool.
     """
 
     def __init__(self, state: ToolState | None = None) -> None:
         self._own: dict[str, dict[str, Any]] = {}
         self._from_plugins: dict[str, dict[str, Any]] = {}
         self._tools: tuple[dict[str, Any], ...] = ()
+        self._plugin_names: tuple[str, ...] = ()
         self.generation = 0
-        if state is not None:
-            self._load(state)
+        self.load(state)
 
-    def _load(self, state: ToolState) -> None:
-        self._own = {t["name"]: t for t in state.tools}
-        self._from_plugins = {}
+    def load(self, state: ToolState | None) -> None:
+        """Adopt a stored tool state (None: no tools, generation 0)."""
+        state = state or ToolState(0)
+        plugin_names = set(state.plugin_tool_names)
+        self._own = {t["name"]: t for t in state.tools if t["name"] not in plugin_names}
+        self._from_plugins = {t["name"]: t for t in state.tools if t["name"] in plugin_names}
         self._tools = tuple(state.tools)
+        self._plugin_names = tuple(sorted(plugin_names & {t["name"] for t in state.tools}))
         self.generation = state.generation
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self._tools)
 
     def __len__(self) -> int:
@@ -147,28 +155,49 @@ class ToolRegistry:
         self._refresh()
 
     def set_plugin_tools(self, specs: Iterable[Mapping[str, Any]]) -> None:
-        """The tools plugins contribute now (called before each commit)."""
+        """The tools plugins contribute now (called on open and before each commit)."""
         self._from_plugins = {s["name"]: s for s in map(_tool_spec, specs)}
         self._refresh()
 
     def _refresh(self) -> None:
         combined = {**self._from_plugins, **self._own}
         tools = tuple(combined[name] for name in sorted(combined))
-        if tools != self._tools:
-            self._tools = tools
+        plugin_names = tuple(sorted(set(self._from_plugins) - set(self._own)))
+        if (tools, plugin_names) != (self._tools, self._plugin_names):
+            self._tools, self._plugin_names = tools, plugin_names
             self.generation += 1
 
     def state(self) -> ToolState:
-        return ToolState(self.generation, self._tools)
+        return ToolState(self.generation, self._tools, self._plugin_names)
 
 
 def _tool_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A detached, storable copy of ``spec`` (as it will read back after a resume)."""
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"]:
         raise LashError(f"a tool spec must be a dict with a non-empty 'name', got {spec!r:.80}")
-    return dict(spec)
+    try:
+        return codec.unpack(codec.pack(dict(spec)), "tool spec")
+    except SerializationError as exc:
+        raise SerializationError(f"tool {spec['name']!r} cannot be stored: {exc}") from exc
 
 
 # --- the sans-I/O session logic ---------------------------------------------------------
+
+
+@attrs.frozen
+class _Baseline:
+    """What the store holds as far as this session knows: the last commit or read.
+
+    :meth:`SessionState.rebase` compares against it to tell local, uncommitted changes
+    from what another writer may have replaced.
+    """
+
+    leaf_node_id: str | None = None
+    tool_generation: int | None = None
+    execution_state: bytes | None = None
+    config: SessionConfig = attrs.field(factory=SessionConfig)
+    protocol_turn_options: dict[str, Any] = attrs.field(factory=dict)
+    frame_ids: frozenset[str] = frozenset()
 
 
 class SessionState:
@@ -195,8 +224,8 @@ class SessionState:
         self.pending_usage: list[LedgerEntry] = []
         self.pending_node_ids: list[str] = []
         self.needs_full_replace = False
-        self._committed_tool_generation: int | None = None
-        self._committed_execution_state: bytes | None = None
+        self._reset_pending = False
+        self._base = _Baseline()
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -213,21 +242,23 @@ class SessionState:
         """True when something would be committed beyond a turn-state bump."""
         return bool(self.pending_node_ids or self.pending_usage or self.needs_full_replace)
 
+    @property
+    def leaf_moved(self) -> bool:
+        """True when the leaf is not where the store has it (appends, checkout, reset)."""
+        return self.graph.leaf_node_id != self._base.leaf_node_id
+
     def messages(self) -> list[dict[str, Any]]:
         path = self.graph.active_path()
-        ids = [n.node_id for n in path]
-        start = 0
-        for frame in reversed(self._frames_up_to_current()):
-            if frame.start_node_id is None:
-                break
-            if frame.start_node_id in ids:
-                start = ids.index(frame.start_node_id)
-                break
+        _, start = self._frame_on_path(path)
         return [n.body for n in path[start:] if n.kind == NodeKind.MESSAGE]
 
-    def _frames_up_to_current(self) -> list[AgentFrame]:
-        ids = [f.frame_id for f in self.frames]
-        return self.frames[: ids.index(self.current_frame_id) + 1]
+    def _frame_on_path(self, path: list[Node]) -> tuple[AgentFrame, int]:
+        """The newest frame whose start node is on ``path``, and that node's index (else the first frame, 0)."""
+        index = {n.node_id: i for i, n in enumerate(path)}
+        for frame in reversed(self.frames):
+            if frame.start_node_id in index:
+                return frame, index[frame.start_node_id]
+        return self.frames[0], 0
 
     def usage_report(self) -> UsageReport:
         return UsageReport(merge_ledger((*self.ledger, *self.pending_usage)))
@@ -249,16 +280,36 @@ class SessionState:
         self.pending_usage.append(LedgerEntry(source, model, usage))
 
     def checkout(self, node_id: str) -> None:
+        """Move the leaf to ``node_id`` and make the frame it belongs to current.
+
+        With ``active_path`` residency, nodes off the new path are dropped from memory
+        when nothing is waiting to be committed.
+        """
         if node_id not in self.graph:
             raise InvalidGraphError(f"node {node_id!r} is not in session {self.session_id!r}")
         self.graph.leaf_node_id = node_id
+        self.current_frame_id = self._frame_on_path(self.graph.active_path())[0].frame_id
+        if self.residency == "active_path" and not (self.pending_node_ids or self.needs_full_replace):
+            self.graph = self.graph.fork_current_path()
+
+    def add_nodes(self, nodes: Iterable[Node]) -> None:
+        """Adopt committed nodes loaded from the store (parents first)."""
+        for node in nodes:
+            if node.node_id not in self.graph:
+                self.graph.add(node)
 
     def reset(self, graph: SessionGraph | None = None) -> None:
         self.graph = graph if graph is not None else SessionGraph()
         self.pending_node_ids = []
         self.needs_full_replace = True
+        self._reset_pending = True
 
     def set_protocol_turn_options(self, options: Mapping[str, Any]) -> None:
+        """Options of the session and of the current frame (later frames inherit them)."""
+        try:
+            codec.pack(dict(options))
+        except SerializationError as exc:
+            raise SerializationError(f"protocol turn options cannot be stored: {exc}") from exc
         self.protocol_turn_options.update(options)
         self.frames = [
             attrs.evolve(f, protocol_turn_options={**f.protocol_turn_options, **options})
@@ -268,19 +319,23 @@ class SessionState:
         ]
 
     def set_plugin_entries(self, entries: dict[str, Any]) -> None:
-        """Plugin snapshot entries gathered before a commit; bumps the revision on change."""
+        """Plugin snapshot entries gathered before a commit; bumps the revision on change.
+
+        The snapshot keeps a detached copy, so a plugin mutating its state afterwards
+        changes neither it nor what is committed.
+        """
         fingerprint = codec.pack(entries)
         if self.plugin_snapshot is None and not entries:
             return
         if fingerprint != self._plugin_fingerprint:
             revision = 0 if self.plugin_snapshot is None else self.plugin_snapshot.revision
-            self.plugin_snapshot = PluginSnapshot(revision + 1, entries)
+            self.plugin_snapshot = PluginSnapshot(revision + 1, codec.unpack(fingerprint, "plugin snapshot"))
             self._plugin_fingerprint = fingerprint
 
     # -- load, commit, refresh ------------------------------------------------------------
 
     def apply_read(self, read: SessionRead) -> None:
-        """Adopt a freshly loaded session (open/resume)."""
+        """Adopt a freshly loaded session (open/resume); heals an orphaned leaf."""
         self.head_revision = read.head_revision
         self.graph = read.graph
         self.config = read.config
@@ -289,20 +344,33 @@ class SessionState:
         if read.agent_frames:
             self.frames = list(read.agent_frames)
             self.current_frame_id = read.current_agent_frame_id or self.frames[-1].frame_id
-        self.tools = ToolRegistry(read.checkpoint.tool_state)
-        self._committed_tool_generation = self.tools.generation if read.checkpoint.tool_state else None
+        self.tools.load(read.checkpoint.tool_state)
         self.plugin_snapshot = read.checkpoint.plugin_snapshot
         self._plugin_fingerprint = codec.pack(self.plugin_snapshot.entries) if self.plugin_snapshot else None
-        self.execution_state = self._committed_execution_state = read.checkpoint.execution_state
+        self.execution_state = read.checkpoint.execution_state
         self.ledger = read.token_ledger
         self.pending_usage = []
         self.pending_node_ids = []
+        self._reset_pending = False
+        self._base = _Baseline(
+            leaf_node_id=read.graph.leaf_node_id,
+            tool_generation=read.checkpoint.tool_state.generation if read.checkpoint.tool_state else None,
+            execution_state=self.execution_state,
+            config=self.config,
+            protocol_turn_options=dict(self.protocol_turn_options),
+            frame_ids=frozenset(f.frame_id for f in read.agent_frames),
+        )
         self.needs_full_replace = self.graph.heal_orphaned_leaf()
 
     def build_commit(self) -> Commit:
-        """The commit that would persist everything recorded since the last one."""
+        """The commit that would persist everything recorded since the last one.
+
+        It is a snapshot: recording more before :meth:`apply_commit` changes neither it nor
+        what :meth:`apply_commit` treats as sent.
+        """
         if self.needs_full_replace:
-            delta: Unchanged | Append | ReplaceFull = ReplaceFull(self.graph)
+            snapshot = SessionGraph.from_nodes(self.graph.nodes.values(), self.graph.leaf_node_id)
+            delta: Unchanged | Append | ReplaceFull = ReplaceFull(snapshot)
         elif self.pending_node_ids:
             delta = Append(tuple(self.graph.nodes[n] for n in self.pending_node_ids), self.graph.leaf_node_id)
         else:
@@ -333,78 +401,105 @@ class SessionState:
 
     def apply_commit(self, commit: Commit, result: CommitResult) -> None:
         """Adopt what a successful commit stored."""
+        delta = commit.graph
+        if isinstance(delta, ReplaceFull):
+            sent: Collection[str] = delta.graph.nodes.keys()
+            leaf = delta.graph.leaf_node_id
+        else:
+            sent = {n.node_id for n in delta.nodes} if isinstance(delta, Append) else ()
+            leaf = delta.leaf_node_id
         self.head_revision = result.head_revision
         self.turn_state = commit.checkpoint.turn_state
         self.ledger = merge_ledger((*self.ledger, *commit.usage_deltas))
         self.pending_usage = self.pending_usage[len(commit.usage_deltas) :]
-        sent = len(commit.graph.nodes) if isinstance(commit.graph, Append) else len(self.pending_node_ids)
-        self.pending_node_ids = self.pending_node_ids[sent:]
-        self.needs_full_replace = False
-        self._committed_tool_generation = result.manifest.tool_state_generation
-        self._committed_execution_state = self.execution_state
-        if self.plugin_snapshot is not None:  # the store has the entries; keep only the fingerprint
-            self.plugin_snapshot = attrs.evolve(self.plugin_snapshot, entries={})
+        self.pending_node_ids = [n for n in self.pending_node_ids if n not in sent]
+        self.needs_full_replace = self._reset_pending = False
+        self._base = _Baseline(
+            leaf_node_id=leaf,
+            tool_generation=result.manifest.tool_state_generation,
+            execution_state=commit.checkpoint.execution_state,
+            config=commit.config,
+            protocol_turn_options=dict(commit.checkpoint.turn_state.mode_turn_options),
+            frame_ids=frozenset(f.frame_id for f in commit.agent_frames),
+        )
+        if self.residency == "active_path" and isinstance(delta, ReplaceFull) and not self.pending_node_ids:
+            self.graph = self.graph.fork_current_path()
 
     def rebase(self, read: SessionRead) -> None:
         """Adopt another writer's head while keeping everything not yet committed.
 
-        Uncommitted nodes that hung under the old committed leaf are moved under the new
-        head's leaf; uncommitted usage, tool changes, execution state and frames survive,
-        so the next commit loses neither side's work.
+        Uncommitted nodes that hung under the previously committed leaf (or under a node
+        the other writer removed) move under the new head's leaf; nodes on a branch from
+        another committed node stay there. Uncommitted usage, tool, execution-state,
+        config and protocol-option changes, a checkout and newly opened frames survive,
+        so the next commit loses neither side's work. A pending :meth:`reset` keeps the
+        local graph: it replaces the stored one by design.
         """
-        old_leaf_committed = self._last_committed_leaf()
-        pending = [self.graph.nodes[n] for n in self.pending_node_ids if n in self.graph.nodes]
-        pending_ids = {n.node_id for n in pending}
-        leaf_was_pending = self.graph.leaf_node_id in pending_ids
-        local_tools = self.tools if self.tools.generation != self._committed_tool_generation else None
-        local_exec = self.execution_state if self.execution_state != self._committed_execution_state else None
-        local_frames = [f for f in self.frames if f.frame_id not in {g.frame_id for g in read.agent_frames}]
-        local_current = self.current_frame_id
+        base = self._base
+        pending = [self.graph.nodes[n] for n in self.pending_node_ids]
+        pending_ids = set(self.pending_node_ids)
+        leaf = self.graph.leaf_node_id
+        keep_leaf = leaf in pending_ids or self.leaf_moved
+        reset_graph = self.graph if self._reset_pending else None
+        tools = self.tools.state() if self.tools.generation != base.tool_generation else None
+        execution_changed = self.execution_state != base.execution_state
+        execution_state = self.execution_state
+        config = self.config if self.config != base.config else None
+        options = {
+            k: v
+            for k, v in self.protocol_turn_options.items()
+            if k not in base.protocol_turn_options or base.protocol_turn_options[k] != v
+        }
+        new_frames = [f for f in self.frames if f.frame_id not in base.frame_ids and f.start_node_id is not None]
+        current_frame_id = self.current_frame_id
         usage = self.pending_usage
-        full = self.needs_full_replace
 
         self.apply_read(read)
-        graph = self.graph
-        for node in pending:
-            parent = node.parent_id
-            if (parent not in graph.nodes and parent not in pending_ids) or parent == old_leaf_committed:
-                parent = read.graph.leaf_node_id
-            graph.add(attrs.evolve(node, parent_id=parent))
-        if leaf_was_pending:
-            graph.leaf_node_id = pending[-1].node_id if pending else graph.leaf_node_id
+        if reset_graph is not None:
+            self.graph = reset_graph
+            self.needs_full_replace = self._reset_pending = True
+        else:
+            head_leaf = self.graph.leaf_node_id
+            for node in pending:
+                parent = node.parent_id
+                if parent == base.leaf_node_id or (parent not in self.graph and parent not in pending_ids):
+                    parent = head_leaf
+                self.graph.add(attrs.evolve(node, parent_id=parent))
+            if keep_leaf and leaf in self.graph:
+                self.graph.leaf_node_id = leaf
         self.pending_node_ids = [n.node_id for n in pending]
         self.pending_usage = usage
-        self.needs_full_replace = self.needs_full_replace or full
-        if local_tools is not None:
+        if tools is not None:
             remote_generation = self.tools.generation
-            self.tools = local_tools
-            self.tools.generation = max(local_tools.generation, remote_generation + 1)
-        if local_exec is not None:
-            self.execution_state = local_exec
-        if local_frames:
-            self.frames.extend(local_frames)
-            self.current_frame_id = local_current
-
-    def _last_committed_leaf(self) -> str | None:
-        pending = set(self.pending_node_ids)
-        for node in reversed(self.graph.active_path()):
-            if node.node_id not in pending:
-                return node.node_id
-        return None
+            self.tools.load(attrs.evolve(tools, generation=max(tools.generation, remote_generation + 1)))
+        if execution_changed:
+            self.execution_state = execution_state
+        if config is not None:
+            self.config = config
+        known = {f.frame_id for f in self.frames}
+        self.frames.extend(f for f in new_frames if f.frame_id not in known)
+        if any(f.frame_id == current_frame_id for f in self.frames):
+            self.current_frame_id = current_frame_id
+        if options:
+            self.set_protocol_turn_options(options)
 
     # -- compaction -----------------------------------------------------------------------
 
     def compaction_context(self, instructions: str | None) -> CompactionContext:
         return CompactionContext(
             session_id=self.session_id,
-            messages=tuple(dict(m) if isinstance(m, dict) else m for m in self.messages()),
+            messages=tuple(codec.unpack(codec.pack(self.messages()), "messages")),  # a copy the compactor may not alter
             instructions=instructions,
             usage=self.usage_report().entries,
             config=self.config,
         )
 
     def apply_compaction(self, result: CompactionResult) -> AgentFrame:
-        """Open a new agent frame seeded with ``result``; the old history stays in the graph."""
+        """Open a new agent frame seeded with ``result``; the old history stays in the graph.
+
+        A ``frame`` marker node starts the frame, followed by one message node per seed
+        message; the frame inherits the session's protocol turn options.
+        """
         frame_id = new_node_id()
         marker = self.append(NodeKind.FRAME, {"frame_id": frame_id, "reason": result.reason})
         seeds = tuple(self.append(NodeKind.MESSAGE, message) for message in result.seed_messages)
@@ -516,7 +611,7 @@ class Session:
 
     @property
     def plugin_snapshot(self) -> PluginSnapshot | None:
-        """The last plugin snapshot (entries are dropped once committed)."""
+        """The plugin snapshot as last gathered (at a commit) or loaded; None if no plugin has state."""
         return self._state.plugin_snapshot
 
     @property
@@ -575,18 +670,30 @@ class Session:
         self._check_open().execution_state = None if data is None else bytes(data)
 
     def set_protocol_turn_options(self, **options: Any) -> None:
-        """Protocol turn options (set by materialization plugins); recorded on the frame."""
+        """Protocol turn options (set by materialization plugins).
+
+        They apply to the session and its current frame, frames opened later inherit them,
+        and they are committed in the turn state and the frames.
+        """
         self._check_open().set_protocol_turn_options(options)
 
     def checkout(self, node_id: str) -> None:
-        """Continue from an earlier node: the next append starts a new branch there."""
+        """Continue from an earlier node: the next append starts a new branch there.
+
+        The frame that node belongs to becomes current; the next commit stores the move.
+        With ``active_path`` residency a node not in memory is loaded with its path.
+        Raises :class:`~lash.InvalidGraphError` for a node the session does not have.
+        """
         state = self._check_open()
-        if node_id not in state.graph:  # active-path residency: fetch that path first
-            read = self._store.load_session(ActivePath(node_id))
+        if not isinstance(node_id, str):
+            raise InvalidGraphError(f"checkout needs a node id (str), not {type(node_id).__name__}")
+        if node_id not in state.graph and state.head_revision is not None:  # active-path residency
+            try:
+                read = self._store.load_session(ActivePath(node_id))
+            except InvalidGraphError:
+                read = None
             if read is not None:
-                for node in read.graph.nodes.values():
-                    if node.node_id not in state.graph:
-                        state.graph.add(node)
+                state.add_nodes(read.graph.active_path())
         state.checkout(node_id)
 
     def reset(self, graph: SessionGraph | None = None) -> None:
@@ -610,16 +717,22 @@ class Session:
         return result
 
     def refresh(self) -> None:
-        """Load the head another writer moved and re-base uncommitted work on it."""
+        """Load the head another writer moved and re-base uncommitted work on it.
+
+        After a :class:`~lash.HeadRevisionConflict`, ``refresh()`` then ``commit()`` stores
+        both sides' nodes (see :meth:`SessionState.rebase` for what survives).
+        """
         state = self._check_open()
-        read = self._store.load_session(state.read_scope)
+        read = load_committed(self._store, state.residency)
         if read is not None and read.head_revision != state.head_revision:
             state.rebase(read)
 
     def compact(self, instructions: str | None = None) -> bool:
         """Run the configured compactor; when it has a result, open a new frame and commit.
 
-        Returns False when the compactor found nothing to do.
+        Returns False when the compactor found nothing to do. A compactor that raises or
+        answers with anything but a storable :class:`~lash.CompactionResult` (or None)
+        raises :class:`~lash.CompactionError` and changes nothing.
         """
         state = self._check_open()
         result = run_compactor(self._lash.compactor, state.compaction_context(instructions))
@@ -642,8 +755,8 @@ class Session:
     def prune(self) -> PruneReport:
         """Tombstone branches off the active path, vacuum them away and collect blobs."""
         state = self._check_open()
-        if state.pending_node_ids or state.needs_full_replace:
-            raise LashError(f"session {self.session_id!r} has uncommitted nodes; commit before prune()")
+        if state.pending_node_ids or state.needs_full_replace or state.leaf_moved:
+            raise LashError(f"session {self.session_id!r} has uncommitted changes to its graph; commit before prune()")
         read = self._store.load_session(FullGraph())
         orphans = read.graph.orphaned_node_ids() if read else []
         hidden = self._store.tombstone_nodes(orphans)
@@ -667,6 +780,29 @@ class Session:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def load_committed(store: SessionStore, residency: Residency) -> SessionRead | None:
+    """The committed session, reading as much of the graph as ``residency`` keeps.
+
+    An active-path read whose chain is broken (the head's leaf or an ancestor is gone)
+    falls back to the full graph, so that the heal in :meth:`SessionState.apply_read`
+    never replaces the stored graph with a fragment.
+    """
+    if residency == "active_path":
+        try:
+            read = store.load_session(ActivePath())
+        except InvalidGraphError:
+            read = None
+        else:
+            if read is None or not read.graph.nodes or _rooted(read.graph):
+                return read
+    return store.load_session(FullGraph())
+
+
+def _rooted(graph: SessionGraph) -> bool:
+    first = next(iter(graph.nodes.values()))
+    return first.parent_id is None
 
 
 def new_meta(session_id: str, parent_session_id: str | None, cwd: str | None) -> SessionMeta:

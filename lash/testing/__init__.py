@@ -1,7 +1,8 @@
 """The conformance suite every lash backend runs (this repo's and third parties').
 
-Subclass :class:`BackendTests`, override the ``backend`` fixture to build your backend,
-and pytest collects every contract test::
+Install ``lash[test]``, subclass :class:`BackendTests`, override the ``backend`` fixture
+to build your backend (with a GC grace period of zero), and pytest collects every
+contract test::
 
     import pytest
     from lash.testing import BackendTests
@@ -9,7 +10,32 @@ and pytest collects every contract test::
     class TestMyBackend(BackendTests):
         @pytest.fixture
         def backend(self, tmp_path):
-            backend = MyBackend(path=tmp_path)
+            backend = MyBackend(path=tmp_path, gc_grace_seconds=0)
             yield backend
             backend.close()
+
+        def reopen(self, backend):  # durable backends: prove the data survives
+            backend.close()
+            return MyBackend(path=backend.path, gc_grace_seconds=0)
+
+A standalone blob store subclasses :class:`BlobStoreTests` and overrides ``blob_store``.
 """
+
+import pytest
+
+# Plain ``assert`` in the suite should report values like a test's own asserts do; pytest
+# rewrites only modules registered before they are imported.
+pytest.register_assert_rewrite(
+    "lash.testing.blob_store",
+    "lash.testing.base",
+    "lash.testing.commits",
+    "lash.testing.reads",
+    "lash.testing.maintenance",
+    "lash.testing.sessions",
+)
+
+from lash.testing.backend import BackendTests  # noqa: E402
+from lash.testing.blob_store import BlobStoreTests  # noqa: E402
+from lash.testing.builders import SessionWriter, chain, event, message, usage  # noqa: E402
+
+__all__ = ["BackendTests", "BlobStoreTests", "SessionWriter", "chain", "event", "message", "usage"]

@@ -1,0 +1,23 @@
+"""The memory backend and blob store meet the whole lash storage contract."""
+
+from collections.abc import Iterator
+
+import pytest
+from lash_memory import MemoryBackend, memory_blob_store
+
+from lash.blobs import BlobStore
+from lash.testing import BackendTests, BlobStoreTests
+
+
+class TestMemoryBackend(BackendTests):
+    @pytest.fixture
+    def backend(self) -> Iterator[MemoryBackend]:
+        backend = MemoryBackend(gc_grace_seconds=0)
+        yield backend
+        backend.close()
+
+
+class TestMemoryBlobStore(BlobStoreTests):
+    @pytest.fixture
+    def blob_store(self) -> BlobStore:
+        return memory_blob_store()
