@@ -441,7 +441,7 @@ class SessionState:
         leaf = self.graph.leaf_node_id
         keep_leaf = leaf in pending_ids or self.leaf_moved
         reset_graph = self.graph if self._reset_pending else None
-        tools = self.tools.state() if self.tools.generation != base.tool_generation else None
+        tools = self.tools.state() if self.tools.generation != (base.tool_generation or 0) else None
         execution_changed = self.execution_state != base.execution_state
         execution_state = self.execution_state
         config = self.config if self.config != base.config else None

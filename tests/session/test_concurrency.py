@@ -50,6 +50,18 @@ def test_refresh_then_retry_keeps_both_sides_nodes_usage_and_state(place):
         assert resumed.execution_state == b"b state"
 
 
+def test_refresh_keeps_the_other_writers_tools_when_this_one_changed_none(place):
+    with place.open() as first, place.open() as second:
+        a, b = first.session("s"), second.session("s")
+        a.tools.register({"name": "a_tool"})
+        a.set_execution_state(b"a state")
+        a.commit()
+        b.append_message("user", "b")
+        b.refresh()
+        b.commit()
+        assert (b.tools.names(), b.execution_state) == (["a_tool"], b"a state")
+
+
 def test_two_new_sessions_racing_to_create_one_id_keep_a_single_initial_frame(place):
     with place.open() as first, place.open() as second:
         a, b = first.session("s"), second.session("s")

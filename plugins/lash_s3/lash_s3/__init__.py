@@ -58,7 +58,7 @@ def make_client(
         )
     if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
         raise ConfigError(f"max_attempts must be an integer >= 1, not {max_attempts!r}", key="options.max_attempts")
-    core = botocore.session.get_session()  # credentials and region from the normal boto3 chain, resolved now
+    core = botocore.session.get_session()  # credentials and region: the normal boto3 chain
     core.register_component("data_loader", _SERVICE_MODELS)
     session = boto3.session.Session(botocore_session=core)
     config = Config(
