@@ -43,17 +43,27 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + rng.choice(".?.!.:")
 
 
+_POOL_SIZE = 20_000
+
+
+def _sentence_pool(seed: int) -> list[str]:
+    """Sentences drawn once; texts pick from them (fast, and rarely repeat within one blob)."""
+    rng = random.Random(seed)
+    return [_sentence(rng) + ("\n\n" if rng.random() < 0.1 else " ") for _ in range(_POOL_SIZE)]
+
+
+_POOL = _sentence_pool(0)
+
+
 def text(rng: random.Random, size: int) -> str:
     """About ``size`` bytes of varied, transcript-like text."""
     parts: list[str] = []
     length = 0
     while length < size:
-        part = _sentence(rng)
-        if rng.random() < 0.1:
-            part += "\n\n"
+        part = _POOL[rng.randrange(_POOL_SIZE)]
         parts.append(part)
-        length += len(part) + 1
-    return " ".join(parts)[:size]
+        length += len(part)
+    return "".join(parts)[:size]
 
 
 def tool_catalogue(rng: random.Random, size: int = 64 * 1024) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def sessions_command(args: argparse.Namespace, out: Output) -> int:
         out.line("no sessions")
         return 0
     out.table(
-        ["id", "parent", "messages", "first user message", "revision"],
+        ["id", "parent", "user msgs", "first user message", "revision"],
         (
             [
                 i.session_id,
