@@ -478,32 +478,34 @@ class StandardSessionStore:
 
     def _write_snapshots(self, checkpoint: HydratedCheckpoint, previous: Checkpoint | None) -> Checkpoint:
         prev = previous or Checkpoint()
-        hints = (BlobHint.COMPRESSIBLE,)
-        tool_ref, tool_gen = None, None
-        if checkpoint.tool_state is not None:
-            tool_gen = checkpoint.tool_state.generation
-            if prev.tool_state_ref is not None and prev.tool_state_generation == tool_gen:
-                tool_ref = prev.tool_state_ref
-            else:
-                tool_ref = self.blobs.put(codec.encode(checkpoint.tool_state), BlobKind.TOOL_STATE, hints)
-        plugin_ref, plugin_rev = None, None
-        if checkpoint.plugin_snapshot is not None:
-            plugin_rev = checkpoint.plugin_snapshot.revision
-            if prev.plugin_snapshot_ref is not None and prev.plugin_snapshot_revision == plugin_rev:
-                plugin_ref = prev.plugin_snapshot_ref
-            else:
-                plugin_ref = self.blobs.put(codec.encode(checkpoint.plugin_snapshot), BlobKind.PLUGIN_SNAPSHOT, hints)
+        tools, plugins = checkpoint.tool_state, checkpoint.plugin_snapshot
+        tool_gen = tools.generation if tools is not None else None
+        plugin_rev = plugins.revision if plugins is not None else None
         exec_ref = None
         if checkpoint.execution_state is not None:
-            exec_ref = self.blobs.put(checkpoint.execution_state, BlobKind.EXECUTION_STATE, hints)
+            exec_ref = self.blobs.put(checkpoint.execution_state, BlobKind.EXECUTION_STATE, (BlobHint.COMPRESSIBLE,))
         return Checkpoint(
             turn_state=checkpoint.turn_state,
-            tool_state_ref=tool_ref,
-            plugin_snapshot_ref=plugin_ref,
+            tool_state_ref=self._snapshot_ref(
+                tools, tool_gen, prev.tool_state_ref, prev.tool_state_generation, BlobKind.TOOL_STATE
+            ),
+            plugin_snapshot_ref=self._snapshot_ref(
+                plugins, plugin_rev, prev.plugin_snapshot_ref, prev.plugin_snapshot_revision, BlobKind.PLUGIN_SNAPSHOT
+            ),
             plugin_snapshot_revision=plugin_rev,
             execution_state_ref=exec_ref,
             tool_state_generation=tool_gen,
         )
+
+    def _snapshot_ref(
+        self, record: object, version: int | None, prev_ref: BlobRef | None, prev_version: int | None, kind: str
+    ) -> BlobRef | None:
+        """The blob of a snapshot, reusing the previous one when its generation/revision is unchanged."""
+        if record is None:
+            return None
+        if prev_ref is not None and prev_version == version:
+            return prev_ref
+        return self.blobs.put(codec.encode(record), kind, (BlobHint.COMPRESSIBLE,))
 
     # -- maintenance ----------------------------------------------------------------------
 
