@@ -49,9 +49,11 @@ class CompactionSection:
 
 @attrs.frozen
 class GcSection:
-    """``[gc]``: automatic blob collection (0 turns it off)."""
+    """``[gc]``: automatic blob collection (0 turns it off) and the shared-store grace period."""
 
     auto_every_commits: int = 100
+    grace_seconds: int | None = None
+    """Blobs of a shared store younger than this survive GC (None: the backend's default)."""
 
 
 @attrs.frozen
@@ -138,6 +140,8 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None, base_dir: 
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         key, text = _error_key(exc) if isinstance(exc, cattrs.BaseValidationError) else ("", str(exc))
         raise ConfigError(text, path=source, key=key or None) from exc
+    if config.gc.grace_seconds is not None and config.gc.grace_seconds < 0:
+        raise ConfigError("must be a number of seconds ≥ 0", path=source, key="gc.grace_seconds")
     if config.gc.auto_every_commits < 0:
         raise ConfigError("must be 0 (off) or a positive number of commits", path=source, key="gc.auto_every_commits")
     base = base_dir or (source.parent if source else Path.cwd())

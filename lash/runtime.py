@@ -39,6 +39,14 @@ class Lash:
                         key="blobs.backend",
                     )
                 attach(blobs)
+            if config.gc.grace_seconds is not None:
+                if not hasattr(self.backend, "gc_grace_seconds"):
+                    raise ConfigError(
+                        f"backend {config.store.backend!r} has no GC grace period to set",
+                        path=config.source,
+                        key="gc.grace_seconds",
+                    )
+                self.backend.gc_grace_seconds = float(config.gc.grace_seconds)
             self.compactor: Compactor = self._build(
                 "compaction", self.plugin_manager.compactors, config.compaction.strategy, config.compaction.options
             )
