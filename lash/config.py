@@ -215,6 +215,9 @@ def config_to_dict(config: LashConfig) -> dict[str, Any]:
     """The configuration as plain TOML-shaped data (for ``lash config`` and exports)."""
     data = _converter.unstructure(config)
     data.pop("source", None)
-    if data.get("blobs") is None:
-        data.pop("blobs", None)
-    return data
+    # TOML has no null: an unset section or key is simply absent.
+    return {
+        section: {key: value for key, value in body.items() if value is not None}
+        for section, body in data.items()
+        if body is not None
+    }
