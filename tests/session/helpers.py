@@ -84,6 +84,21 @@ def stored_node_count(session: lash.Session) -> int:
         return len(txn.read_all_nodes())
 
 
+def blob_puts(session: lash.Session, kind: str) -> list[bytes]:
+    """Wrap the session's blob store; returns the list of ``kind`` blobs it is asked to write."""
+    blobs = session.store.blobs
+    original = blobs.put
+    puts: list[bytes] = []
+
+    def put(data: bytes, blob_kind: str, hints: Any = ()) -> Any:
+        if blob_kind == kind:
+            puts.append(data)
+        return original(data, blob_kind, hints)
+
+    blobs.put = put
+    return puts
+
+
 def load_as_module(path: Path = Path(__file__)) -> Any:
     """This file imported as :data:`MODULE_NAME` (once per process)."""
     if MODULE_NAME not in sys.modules:

@@ -5,24 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from session_helpers import Notes, Protocol
+from session_helpers import Notes, Protocol, blob_puts
 
 import lash
 from lash.model import BlobKind
-
-
-def _snapshot_puts(session: lash.Session) -> list[bytes]:
-    blobs = session.store.blobs
-    original = blobs.put
-    puts: list[bytes] = []
-
-    def put(data: bytes, kind: str, hints=()):
-        if kind == BlobKind.PLUGIN_SNAPSHOT:
-            puts.append(data)
-        return original(data, kind, hints)
-
-    blobs.put = put
-    return puts
 
 
 class Counter:
@@ -44,7 +30,7 @@ def test_snapshots_of_all_plugins_are_one_blob_keyed_by_plugin_name(place):
     notes, counter = Notes(), Counter()
     with place.open(notes, counter) as plugged:
         session = plugged.session("s")
-        puts = _snapshot_puts(session)
+        puts = blob_puts(session, BlobKind.PLUGIN_SNAPSHOT)
         notes.notes, counter.count = ["n"], 1
         session.commit()
         assert session.plugin_snapshot == lash.PluginSnapshot(
@@ -57,7 +43,7 @@ def test_snapshot_blob_is_rewritten_only_when_some_value_changed(place):
     counter = Counter()
     with place.open(counter) as plugged:
         session = plugged.session("s")
-        puts = _snapshot_puts(session)
+        puts = blob_puts(session, BlobKind.PLUGIN_SNAPSHOT)
         first = session.commit()
         session.append_message("user", "state unchanged")
         second = session.commit()

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from session_helpers import Notes
+from session_helpers import Notes, blob_puts
 
 import lash
 from lash.model import BlobKind
-
-
-def _tool_state_puts(session: lash.Session) -> list[bytes]:
-    """Wrap the session's blob store; returns the list of tool-state blobs it is asked to write."""
-    blobs = session.store.blobs
-    original = blobs.put
-    puts: list[bytes] = []
-
-    def put(data: bytes, kind: str, hints=()):
-        if kind == BlobKind.TOOL_STATE:
-            puts.append(data)
-        return original(data, kind, hints)
-
-    blobs.put = put
-    return puts
 
 
 def test_generation_increases_only_when_the_tool_set_changes(handle):
@@ -40,7 +25,7 @@ def test_generation_increases_only_when_the_tool_set_changes(handle):
 
 def test_tool_state_blob_is_rewritten_only_when_the_generation_changed(handle):
     session = handle.session("s")
-    puts = _tool_state_puts(session)
+    puts = blob_puts(session, BlobKind.TOOL_STATE)
     session.tools.register({"name": "read"})
     first = session.commit()
     session.append_message("user", "no tool change")
