@@ -205,19 +205,18 @@ class Lash:
     def _gather_plugin_state(self, session: Session) -> None:
         """Ask plugins for their tools and snapshots before a commit."""
         self._gather_plugin_tools(session)
-        entries = {}
+        packed = {}
         for impl in self.plugin_manager.hook.lash_snapshot_session.get_hookimpls():
             value = impl.function(session=session)
             if value is None:
                 continue
             try:
-                codec.pack(value)
+                packed[impl.plugin_name] = codec.pack(value)
             except SerializationError as exc:
                 raise SerializationError(
                     f"plugin {impl.plugin_name!r} returned a snapshot that cannot be stored: {exc}"
                 ) from exc
-            entries[impl.plugin_name] = value
-        session._state.set_plugin_entries(entries)
+        session._state.set_plugin_entries(packed)
 
     def _after_commit(self, session: Session, result: CommitResult) -> None:
         every = self.config.gc.auto_every_commits

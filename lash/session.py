@@ -318,18 +318,20 @@ class SessionState:
             for f in self.frames
         ]
 
-    def set_plugin_entries(self, entries: dict[str, Any]) -> None:
-        """Plugin snapshot entries gathered before a commit; bumps the revision on change.
+    def set_plugin_entries(self, packed: Mapping[str, bytes]) -> None:
+        """Plugin snapshot values gathered before a commit; bumps the revision on change.
 
-        The snapshot keeps a detached copy, so a plugin mutating its state afterwards
-        changes neither it nor what is committed.
+        ``packed`` maps plugin name → its value already msgpack-encoded (the caller encodes
+        each value once, to check it). The snapshot keeps a decoded copy, so a plugin
+        mutating its state afterwards changes neither it nor what is committed.
         """
-        fingerprint = codec.pack(entries)
-        if self.plugin_snapshot is None and not entries:
+        if self.plugin_snapshot is None and not packed:
             return
+        fingerprint = codec.pack(dict(packed))
         if fingerprint != self._plugin_fingerprint:
             revision = 0 if self.plugin_snapshot is None else self.plugin_snapshot.revision
-            self.plugin_snapshot = PluginSnapshot(revision + 1, codec.unpack(fingerprint, "plugin snapshot"))
+            entries = {name: codec.unpack(data, f"snapshot of plugin {name!r}") for name, data in packed.items()}
+            self.plugin_snapshot = PluginSnapshot(revision + 1, entries)
             self._plugin_fingerprint = fingerprint
 
     # -- load, commit, refresh ------------------------------------------------------------
@@ -346,7 +348,11 @@ class SessionState:
             self.current_frame_id = read.current_agent_frame_id or self.frames[-1].frame_id
         self.tools.load(read.checkpoint.tool_state)
         self.plugin_snapshot = read.checkpoint.plugin_snapshot
-        self._plugin_fingerprint = codec.pack(self.plugin_snapshot.entries) if self.plugin_snapshot else None
+        self._plugin_fingerprint = (
+            codec.pack({name: codec.pack(value) for name, value in self.plugin_snapshot.entries.items()})
+            if self.plugin_snapshot
+            else None
+        )
         self.execution_state = read.checkpoint.execution_state
         self.ledger = read.token_ledger
         self.pending_usage = []
