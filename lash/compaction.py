@@ -48,7 +48,11 @@ class Compactor(Protocol):
 
 @attrs.frozen
 class KeepRecent:
-    """Keep the last ``keep_last`` messages (and any leading system message); no model call."""
+    """Keep the last ``keep_last`` messages (and any leading system message); no model call.
+
+    The window never opens on a tool result: it widens back to the assistant message that
+    made the call, because providers reject a tool result whose call is missing.
+    """
 
     keep_last: int = attrs.field(default=20, validator=attrs.validators.ge(1))
     keep_system: bool = True
@@ -57,9 +61,22 @@ class KeepRecent:
         messages = list(ctx.messages)
         system = [m for m in messages[:1] if self.keep_system and m.get("role") == "system"]
         rest = messages[len(system) :]
-        if len(rest) <= self.keep_last:
+        start = len(rest) - self.keep_last
+        while start > 0 and is_tool_result(rest[start]):
+            start -= 1
+        if start <= 0:
             return None
-        return CompactionResult(seed_messages=[*system, *rest[-self.keep_last :]])
+        return CompactionResult(seed_messages=[*system, *rest[start:]])
+
+
+def is_tool_result(message: dict[str, Any]) -> bool:
+    """Whether ``message`` answers a tool call (OpenAI ``role: tool``, or Anthropic ``tool_result`` parts)."""
+    if message.get("role") == "tool" or "tool_call_id" in message:
+        return True
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "tool_result" for part in content
+    )
 
 
 @hookimpl
