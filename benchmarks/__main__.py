@@ -1,0 +1,85 @@
+"""lash against its peers and the raw floor on the DESIGN §7 workload, in one run.
+
+    python -m benchmarks run                      # turns 10,100,1000, 3 repetitions
+    python -m benchmarks run --quick              # under a minute: turns 10,50, 1 repetition
+    python -m benchmarks run --systems floor lash-sqlite langgraph-sqlite
+
+Each system runs in its own process (``benchmarks.measure``), repetitions alternating
+between systems so that machine noise hits all alike. Prints the tables and writes
+``RESULTS.md`` and a latency plot next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.measure import Measurement
+from benchmarks.report import Figures, plot_latencies, results_markdown, tables
+from benchmarks.systems import SYSTEMS
+from benchmarks.workload import turns
+
+HERE = Path(__file__).parent
+
+
+def marks_arg(text: str) -> list[int]:
+    try:
+        marks = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected turn numbers like 10,100,1000, not {text!r}") from None
+    if not marks or marks[0] < 1:
+        raise argparse.ArgumentTypeError("turn numbers must be positive")
+    return marks
+
+
+def run_once(system: str, turn_count: int) -> Measurement:
+    with tempfile.TemporaryDirectory(prefix=f"lash-bench-{system}-") as directory:
+        command = [sys.executable, "-m", "benchmarks.measure", system, "--turns", str(turn_count), "--dir", directory]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark of {system} failed:\n{done.stderr}")
+        return Measurement(**json.loads(done.stdout))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the comparison and write RESULTS.md")
+    run.add_argument("--turns", type=marks_arg, default=None, help="turns to report at (default 10,100,1000)")
+    run.add_argument("--repeat", type=int, default=None, help="repetitions per system (default 3)")
+    run.add_argument("--quick", action="store_true", help="turns 10,50 and one repetition (under a minute)")
+    run.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
+    run.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="where to write the results")
+    run.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    args = parser.parse_args(argv)
+
+    marks = args.turns or ([10, 50] if args.quick else [10, 100, 1000])
+    repeat = args.repeat or (1 if args.quick else 3)
+    systems = ["floor", *(s for s in args.systems if s != "floor")]
+    results: dict[str, list[Measurement]] = {s: [] for s in systems}
+    for rep in range(repeat):
+        for system in systems:
+            print(f"[{rep + 1}/{repeat}] {system} ({marks[-1]} turns)", file=sys.stderr, flush=True)
+            results[system].append(run_once(system, marks[-1]))
+
+    figures = [Figures(results[s]) for s in systems]
+    payload = sum(t.payload_bytes for t in turns(marks[-1]))
+    print(tables(figures, marks, payload))
+    plot = None
+    if not args.no_plot:
+        plot_path = args.output.with_name(args.output.stem + "-latency.png")
+        plot_latencies(figures, plot_path)
+        plot = plot_path.name
+    command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
+    args.output.write_text(results_markdown(figures, marks, payload, command, plot))
+    print(f"\nwrote {args.output}" + (f" and {plot}" if plot else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
