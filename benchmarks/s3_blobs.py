@@ -10,7 +10,11 @@ Reported:
   already stored (a HEAD each, no upload);
 * 10 sessions (memory heads + S3 blobs, through ``lash.open``) that share one ~64 KiB tool
   catalogue and each commit a few turns: the dedup hit rate (writes that found the object
-  already stored), and bytes stored in the bucket against bytes the sessions handed over.
+  already stored), and bytes stored in the bucket against bytes the sessions handed over;
+* commits/s of the reference workload (DESIGN §7) through ``lash.open``, with memory heads
+  and S3 blobs, and with everything on S3 (backend ``s3``), with the S3 requests per commit;
+  each also with a commit's blobs uploaded one at a time (no ``write_many``), and once more
+  with ``--rtt-ms`` (20) added to every request, as a stand-in for the network to S3.
 
 moto is an in-process Python emulator over HTTP on localhost: absolute numbers say little
 about AWS (tens of ms per request there), the 1-vs-8-thread ratio and the dedup figures do.
@@ -29,6 +33,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +42,8 @@ from typing import Any
 from lash_s3 import S3BlobStorage, s3_blob_store
 
 import lash
-from benchmarks.workload import execution_state, text, tool_catalogue
+from benchmarks.systems import SnapshotPlugin
+from benchmarks.workload import execution_state, text, tool_catalogue, turns
 from lash.blobs import EnvelopeBlobStore
 from lash.model import BlobHint, BlobKind, BlobRef
 
@@ -176,17 +182,106 @@ def dedup(endpoint_url: str, sessions: int, turns: int) -> None:
     print(f"bytes stored in the bucket {stored:,} = {stored / written:.1%} of the envelope bytes written ({written:,})")
 
 
+def count_requests(client: Any) -> Counter[str]:
+    """Counts of the S3 operations ``client`` sends from now on."""
+    calls: Counter[str] = Counter()
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    return calls
+
+
+class OneUploadAtATime:
+    """An S3BlobStorage without ``write_many``: a commit's blobs go up one after the other (the baseline)."""
+
+    def __init__(self, inner: S3BlobStorage) -> None:
+        self._inner = inner
+        self.client = inner.client
+
+    def read(self, ref: BlobRef) -> bytes | None:
+        return self._inner.read(ref)
+
+    def write(self, ref: BlobRef, envelope: bytes) -> bool:
+        return self._inner.write(ref, envelope)
+
+    def exists(self, ref: BlobRef) -> bool:
+        return self._inner.exists(ref)
+
+    def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
+        return self._inner.delete(refs, older_than=older_than)
+
+    def list(self) -> Any:
+        return self._inner.list()
+
+
+def simulate_round_trip(client: Any, rtt_ms: float) -> None:
+    """Delay every request by ``rtt_ms`` (moto on localhost answers in ~1 ms; S3 in tens of ms)."""
+    if rtt_ms > 0:
+        client.meta.events.register("before-send.s3", lambda **_: time.sleep(rtt_ms / 1000))
+
+
+LAYOUTS = {
+    "memory + s3 blobs": ("memory", True),
+    "  one upload at a time": ("memory", False),
+    "s3 backend": ("s3", True),
+    "  one upload at a time ": ("s3", False),
+}
+"""Label → (backend, concurrent blob uploads)."""
+
+
+def commit_rate(endpoint_url: str, count: int, rtt_ms: float) -> None:
+    """Commits/s of the reference workload: memory heads + S3 blobs, and the ``s3`` backend."""
+    print(f"\n== commits: {count} turns of the reference workload, one session, +{rtt_ms:g} ms per request ==")
+    print(f"{'store':<24} {'commits/s':>9}  {'S3 requests/commit':>18}")
+    workload = list(turns(count))
+    for label, (backend, concurrent) in LAYOUTS.items():
+        s3 = options(endpoint_url, f"bench-{uuid.uuid4().hex[:12]}")
+        config: dict[str, Any] = {"store": {"backend": backend}, "gc": {"auto_every_commits": 0}}
+        if backend == "s3":
+            config["store"]["options"] = s3
+        else:
+            config["blobs"] = {"backend": "s3", "options": s3}
+        plugin = SnapshotPlugin()
+        with lash.open(config, plugins=[plugin]) as handle:
+            session = handle.session("bench")
+            blobs = handle.backend.blobs
+            assert isinstance(blobs, EnvelopeBlobStore) and isinstance(blobs.storage, S3BlobStorage)
+            client = blobs.storage.client
+            if not concurrent:
+                blobs.storage = OneUploadAtATime(blobs.storage)  # type: ignore[assignment]
+            requests = count_requests(client)
+            simulate_round_trip(client, rtt_ms)
+            started = time.perf_counter()
+            for turn in workload:
+                session.append_message("user", turn.user)
+                session.append_message("assistant", turn.assistant)
+                session.record_usage(
+                    "agent", "m", lash.TokenUsage(input_tokens=turn.usage[0], output_tokens=turn.usage[1])
+                )
+                session.set_execution_state(turn.execution_state)
+                if turn.tools is not None:
+                    session.tools.replace(turn.tools)
+                    plugin.state = turn.plugin_state
+                session.commit()
+            elapsed = time.perf_counter() - started
+        print(f"{label:<24} {count / elapsed:>9.1f}  {requests.total() / count:>18.1f}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blobs", type=int, default=400, help="distinct blobs per throughput run")
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--turns", type=int, default=5, help="turns per session in the dedup run")
+    parser.add_argument("--commits", type=int, default=100, help="turns in the commit-rate run")
+    parser.add_argument("--only-commits", action="store_true", help="run only the commit-rate part")
+    parser.add_argument("--rtt-ms", type=float, default=20.0, help="latency added to every request (commit rate)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         process, url = start_moto(Path(tmp))
         try:
-            throughput(url, args.blobs, (1, 8))
-            dedup(url, args.sessions, args.turns)
+            if not args.only_commits:
+                throughput(url, args.blobs, (1, 8))
+                dedup(url, args.sessions, args.turns)
+            commit_rate(url, args.commits, 0.0)
+            commit_rate(url, args.commits, args.rtt_ms)
         finally:
             process.terminate()
             process.wait(10)

@@ -9,21 +9,27 @@ from lash.blobs import BlobProfile, BlobStore
 from lash.compaction import CompactionContext, CompactionResult, Compactor, KeepRecent
 from lash.config import LashConfig, load_config
 from lash.errors import (
+    AsyncUsageError,
     BackendError,
     BlobIntegrityError,
     CompactionError,
     ConfigError,
     CorruptRecordError,
+    DecryptionError,
+    EncryptionError,
     HeadRevisionConflict,
     InvalidGraphError,
     InvalidSessionId,
+    KeyUnavailableError,
     LashError,
     PluginError,
     PluginNotFound,
     SchemaVersionError,
     SerializationError,
     SessionBindingMismatch,
+    SessionBusyError,
     SessionClosedError,
+    SessionDeletedError,
     StoreError,
     UnsupportedReadScope,
 )
@@ -56,6 +62,7 @@ from lash.model import (
     Unchanged,
     VacuumReport,
 )
+from lash.retention import RetentionReport
 from lash.runtime import Lash, open
 from lash.session import PruneReport, Session, ToolRegistry, UsageReport
 from lash.store import Backend, SessionStore
@@ -66,6 +73,7 @@ __all__ = [
     "ActivePath",
     "AgentFrame",
     "Append",
+    "AsyncUsageError",
     "Backend",
     "BackendError",
     "BlobHint",
@@ -83,6 +91,8 @@ __all__ = [
     "Compactor",
     "ConfigError",
     "CorruptRecordError",
+    "DecryptionError",
+    "EncryptionError",
     "FullGraph",
     "GcReport",
     "HeadRevisionConflict",
@@ -90,6 +100,7 @@ __all__ = [
     "InvalidGraphError",
     "InvalidSessionId",
     "KeepRecent",
+    "KeyUnavailableError",
     "Lash",
     "LashConfig",
     "LashError",
@@ -100,12 +111,15 @@ __all__ = [
     "PluginSnapshot",
     "PruneReport",
     "ReplaceFull",
+    "RetentionReport",
     "SchemaVersionError",
     "SerializationError",
     "Session",
     "SessionBindingMismatch",
+    "SessionBusyError",
     "SessionClosedError",
     "SessionConfig",
+    "SessionDeletedError",
     "SessionGraph",
     "SessionInfo",
     "SessionMeta",

@@ -10,21 +10,47 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 import msgpack
 from cattrs.preconf.msgpack import make_converter
 
-from lash.errors import CorruptRecordError, SchemaVersionError, SerializationError
+from lash.errors import CorruptRecordError, DecryptionError, SchemaVersionError, SerializationError
 from lash.graph import SessionGraph
-from lash.model import Node
+from lash.model import Node, PluginSnapshot, ToolState
 
 SCHEMA_VERSION = 1
 """Version written into every record; bump it (and add a migration) when a record changes shape."""
 
+ENCRYPTED_MAGIC = b"\xc1lash-aead"
+"""How every record and blob sealed by :mod:`lash.encryption` starts. 0xc1 is never valid msgpack,
+so no plaintext record starts like this, and reading encrypted data without a key fails clearly."""
+
 T = TypeVar("T")
 
-converter: cattrs.Converter = make_converter(forbid_extra_keys=False)
-"""The converter every lash record goes through."""
+converter: cattrs.Converter = make_converter(forbid_extra_keys=True)
+"""The converter every lash record goes through.
+
+Strict, so that damaged data is reported instead of "repaired": an unknown key (a field
+this lash would silently drop) or a value of the wrong type (``5`` for a str) is a
+:class:`~lash.errors.CorruptRecordError`, never coerced. A newer lash that adds a field
+bumps :data:`SCHEMA_VERSION`, which older ones refuse with :class:`SchemaVersionError`.
+"""
+
+
+def _exact(kind: type, *also: type) -> Any:
+    def hook(value: Any, _: type) -> Any:
+        if type(value) is kind:
+            return value
+        if also and type(value) in also:  # an int stored where a float belongs (Node(created_at=1))
+            return kind(value)
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+
+    return hook
+
+
+for _kind, _also in ((str, ()), (int, ()), (bool, ()), (float, (int,))):
+    converter.register_structure_hook(_kind, _exact(_kind, *_also))
 
 converter.register_unstructure_hook(
     SessionGraph,
@@ -34,6 +60,21 @@ converter.register_structure_hook(
     SessionGraph,
     lambda d, _: SessionGraph.from_nodes((converter.structure(n, Node) for n in d["nodes"]), d["leaf_node_id"]),
 )
+
+
+def _register_plain_record(cls: type) -> None:
+    """Unstructure ``cls`` field by field without walking its values.
+
+    For records whose fields already hold plain msgpack values (node bodies, tool specs,
+    plugin entries): cattrs would otherwise dispatch on every nested dict and list, which
+    costs milliseconds for a 64 KiB tool catalogue on every change.
+    """
+    names = tuple(field.name for field in attrs.fields(cls))
+    converter.register_unstructure_hook(cls, lambda record: {name: getattr(record, name) for name in names})
+
+
+for _plain in (Node, ToolState, PluginSnapshot):
+    _register_plain_record(_plain)
 
 
 def pack(value: Any) -> bytes:
@@ -49,6 +90,10 @@ def unpack(data: bytes, what: str = "record") -> Any:
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
+        if data[: len(ENCRYPTED_MAGIC)] == ENCRYPTED_MAGIC:
+            raise DecryptionError(
+                what, "it is encrypted, but [encryption] is not configured (set it up with the key it was written with)"
+            ) from None
         raise CorruptRecordError(what, f"not valid msgpack ({exc})") from exc
 
 
@@ -61,7 +106,7 @@ def decode(data: bytes, cls: type[T], what: str | None = None) -> T:
     """The ``cls`` record stored in ``data``; checks the schema version first."""
     label = what or cls.__name__
     raw = unpack(data, label)
-    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int)):
+    if not (isinstance(raw, list) and len(raw) == 2 and type(raw[0]) is int and raw[0] >= 1):
         raise CorruptRecordError(label, "not a versioned lash record")
     version, payload = raw
     if version > SCHEMA_VERSION:
@@ -69,7 +114,18 @@ def decode(data: bytes, cls: type[T], what: str | None = None) -> T:
     try:
         return converter.structure(payload, cls)
     except Exception as exc:
-        raise CorruptRecordError(label, f"does not match the {cls.__name__} record ({exc})") from exc
+        raise CorruptRecordError(label, f"does not match the {cls.__name__} record ({_problems(exc)})") from exc
+
+
+def _problems(exc: Exception) -> str:
+    """What is wrong where, e.g. ``expected str, got int @ $.node_id``."""
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return f"{type(exc).__name__}: {exc}"
+
+    def describe(error: BaseException, _: Any) -> str:
+        return "missing" if isinstance(error, KeyError) else str(error)
+
+    return "; ".join(cattrs.transform_error(exc, format_exception=describe)[:3])
 
 
 def to_plain(record: Any) -> Any:

@@ -8,11 +8,13 @@ defaults (SQLite under ``.lash/sessions``). Relative paths in ``options`` (keys 
 
 from __future__ import annotations
 
+import enum
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
 import attrs
 import cattrs
@@ -56,6 +58,64 @@ class GcSection:
     """Blobs of a shared store younger than this survive GC (None: the backend's default)."""
 
 
+_DURATION = re.compile(r"([1-9][0-9]*)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+DURATION_FORMAT = "a whole number and one unit: s, m, h, d or w (e.g. '45s', '90m', '12h', '30d', '2w')"
+
+
+@attrs.frozen
+class Duration:
+    """A span written like ``"30d"`` in config; ``seconds`` is what the code uses."""
+
+    text: str
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        match = _DURATION.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration: expected {DURATION_FORMAT}")
+        return cls(text.strip(), int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+PositiveInt = NewType("PositiveInt", int)
+"""An int ≥ 1 (config values where 0 would mean "delete everything")."""
+
+
+class OrphanedBranches(enum.StrEnum):
+    """What retention does with branches off a session's active path."""
+
+    KEEP = "keep"
+    PRUNE = "prune"
+
+
+@attrs.frozen
+class RetentionSection:
+    """``[retention]``: how long data lives (see :mod:`lash.retention`); every key optional."""
+
+    max_age: Duration | None = None
+    """Delete whole sessions whose last commit is older than this."""
+    keep_frames: PositiveInt | None = None
+    """Tombstone off-path nodes of compaction frames older than the newest N."""
+    max_sessions: PositiveInt | None = None
+    """Keep the N most recently committed sessions, delete the rest."""
+    orphaned_branches: OrphanedBranches = OrphanedBranches.KEEP
+    """``prune``: tombstone every node off the active path, then vacuum."""
+
+
+@attrs.frozen
+class EncryptionSection:
+    """``[encryption]``: seal records and blobs with keys from a key provider (see :mod:`lash.encryption`).
+
+    Only the provider's name and where it finds keys live here: never key material.
+    """
+
+    key_provider: str
+    key_id: str = "default"
+    """The master key new data is written with; data under other ids stays readable while the provider has them."""
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
 @attrs.frozen
 class PluginsSection:
     """``[plugins]``: plugin names (entry-point names) not to load."""
@@ -72,6 +132,8 @@ class LashConfig:
     compaction: CompactionSection = CompactionSection()
     gc: GcSection = GcSection()
     plugins: PluginsSection = PluginsSection()
+    retention: RetentionSection | None = None
+    encryption: EncryptionSection | None = None
     source: Path | None = None
 
 
@@ -81,6 +143,8 @@ _SECTIONS: dict[str, type] = {
     "compaction": CompactionSection,
     "gc": GcSection,
     "plugins": PluginsSection,
+    "retention": RetentionSection,
+    "encryption": EncryptionSection,
 }
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -103,6 +167,26 @@ _converter.register_structure_hook_func(
     lambda t: t == list[str], lambda v, t: [_strict(str)(x, str) for x in _strict(list)(v, list)]
 )
 _converter.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, t: dict(_strict(dict)(v, dict)))
+_converter.register_structure_hook(Duration, lambda v, _: Duration.parse(_strict(str)(v, str)))
+_converter.register_unstructure_hook(Duration, lambda d: d.text)
+
+
+def _positive_int(value: Any, _: type) -> int:
+    if _strict(int)(value, int) < 1:
+        raise ValueError(f"must be an integer ≥ 1, got {value}")
+    return value
+
+
+def _orphaned_branches(value: Any, _: type) -> OrphanedBranches:
+    choices = [c.value for c in OrphanedBranches]
+    if _strict(str)(value, str) not in choices:
+        raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return OrphanedBranches(value)
+
+
+_converter.register_structure_hook(PositiveInt, _positive_int)
+_converter.register_structure_hook(OrphanedBranches, _orphaned_branches)
+_converter.register_unstructure_hook(OrphanedBranches, lambda v: v.value)
 
 
 def _describe(exc: BaseException, _: Any) -> str:
@@ -149,6 +233,8 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None, base_dir: 
         config,
         store=attrs.evolve(config.store, options=_resolve_paths(config.store.options, base)),
         blobs=config.blobs and attrs.evolve(config.blobs, options=_resolve_paths(config.blobs.options, base)),
+        encryption=config.encryption
+        and attrs.evolve(config.encryption, options=_resolve_paths(config.encryption.options, base)),
         source=source,
     )
 

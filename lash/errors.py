@@ -84,6 +84,17 @@ class CorruptRecordError(StoreError):
         super().__init__(f"corrupt {what}: {reason}")
 
 
+class SessionDeletedError(StoreError):
+    """The session was deleted while this store had it open; nothing was written.
+
+    Open it again to start a new session under the same id.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"session {session_id!r} was deleted; nothing was written (open it again to start anew)")
+
+
 class InvalidSessionId(StoreError, ValueError):
     """A session id lash refuses to store (empty, contains NUL, too long, not a str)."""
 
@@ -101,6 +112,23 @@ class InvalidGraphError(StoreError, ValueError):
 
 class SessionClosedError(LashError):
     """The session or handle was closed; open a new one."""
+
+
+class SessionBusyError(LashError):
+    """A session's storage operation started while another one of it was still running (lash.aio)."""
+
+    def __init__(self, session_id: str, running: str, attempted: str) -> None:
+        self.session_id = session_id
+        self.running = running
+        self.attempted = attempted
+        super().__init__(
+            f"session {session_id!r} is busy: {running}() is still running in another task, so {attempted}() "
+            "was refused; await the first call before starting the next (or give each task its own session)"
+        )
+
+
+class AsyncUsageError(LashError):
+    """``lash.aio`` was used where it cannot work: outside a running event loop, or from another loop."""
 
 
 class ConfigError(LashError):
@@ -152,3 +180,42 @@ class CompactionError(LashError):
 
 class SerializationError(StoreError, TypeError):
     """A value cannot be encoded with msgpack (e.g. a node body holding an arbitrary object)."""
+
+
+class EncryptionError(StoreError):
+    """Encrypted data cannot be read or written (``[encryption]``, :mod:`lash.encryption`).
+
+    Messages name the session and the record or blob ref, and the key id, never key material.
+    """
+
+
+class KeyUnavailableError(EncryptionError):
+    """The key provider cannot supply the master key of ``key_id`` (unset, missing, rotated away)."""
+
+    def __init__(self, key_id: str, provider: str, reason: str, *, needed_for: str | None = None) -> None:
+        self.key_id = key_id
+        self.provider = provider
+        self.reason = reason
+        self.needed_for = needed_for
+        if needed_for:
+            text = f"{needed_for} is encrypted with key id {key_id!r}, which key provider {provider!r} cannot supply"
+        else:
+            text = f"key provider {provider!r} cannot supply key id {key_id!r}"
+        super().__init__(f"{text}: {reason}")
+
+
+class DecryptionError(EncryptionError):
+    """Stored bytes did not decrypt: a wrong key, altered bytes, or encryption switched on or off."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        Exception.__init__(self, f"cannot decrypt {what}: {reason}")  # not cooperative: see BlobDecryptionError
+
+
+class BlobDecryptionError(DecryptionError, BlobIntegrityError):
+    """A blob did not decrypt; a :class:`BlobIntegrityError` too, so callers checking blobs catch it."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        self.ref = ref
+        DecryptionError.__init__(self, f"blob {ref}", reason)

@@ -55,6 +55,21 @@ def lash_register_compactors(register: Callable[[str, Callable[[dict[str, Any]],
 
 
 @hookspec
+def lash_register_key_providers(register: Callable[[str, Callable[[dict[str, Any]], Any]], None]) -> None:
+    """Register key providers: where master keys for encryption at rest come from.
+
+    Called once when a handle is opened. Call ``register(name, factory)``;
+    ``factory(options)`` receives the ``[encryption] options`` table and returns a
+    :class:`lash.keys.KeyProvider`: ``key_ids()`` (the ids it may supply) and
+    ``load_key(key_id) -> bytes`` (32 raw bytes, or raise :class:`lash.KeyUnavailableError`).
+    Users select it with ``[encryption] key_provider = "<name>"``; lash's ``env`` and
+    ``file`` providers are registered through this hook, and a cloud KMS is one more
+    plugin. Keys must never appear in the provider's repr or error messages. Return value
+    is ignored.
+    """
+
+
+@hookspec
 def lash_materialize_session(session: Session, plugin_options: dict[str, Any], is_root_session: bool) -> None:
     """Set up a session's protocol: runs when a root session is opened and a child is spawned.
 

@@ -32,7 +32,7 @@ KNOWN_DISTRIBUTIONS: Mapping[tuple[str, str], str] = {
 }
 """Which distribution provides a well-known name (the hint in :class:`PluginNotFound`)."""
 
-BUILTIN_PLUGINS = ("lash.compaction",)
+BUILTIN_PLUGINS = ("lash.compaction", "lash.keys")
 """Core modules registered as plugins, after the entry points, like any third-party one."""
 
 T = TypeVar("T")
@@ -106,6 +106,7 @@ class PluginManager:
         self.backends: Registry[Any] = self._collect("backend", self.pm.hook.lash_register_backends)
         self.blob_stores: Registry[Any] = self._collect("blob store", self.pm.hook.lash_register_blob_stores)
         self.compactors: Registry[Any] = self._collect("compactor", self.pm.hook.lash_register_compactors)
+        self.key_providers: Registry[Any] = self._collect("key provider", self.pm.hook.lash_register_key_providers)
 
     @property
     def hook(self) -> Any:

@@ -1,24 +1,45 @@
-"""``lash.open()`` and the :class:`Lash` handle: config, plugins, backend and compactor."""
+"""``lash.open()`` and the :class:`Lash` handle: config, plugins, backend and compactor.
+
+:class:`LashCore` is what the synchronous :class:`Lash` and ``lash.aio.Lash`` share: the
+plugin manager, backend and compactor built from the config, and the plugin plumbing the
+operations in :mod:`lash.operations` call (restore, tools, snapshots, automatic GC).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lash import codec
+from lash import codec, operations
 from lash.blobs import BlobStore
 from lash.compaction import Compactor
-from lash.config import LashConfig, load_config
-from lash.errors import ConfigError, LashError, PluginNotFound, SerializationError, SessionClosedError
-from lash.model import ActivePath, CommitResult, GcReport, SessionInfo
+from lash.config import EncryptionSection, LashConfig, load_config
+from lash.errors import (
+    ConfigError,
+    KeyUnavailableError,
+    LashError,
+    PluginNotFound,
+    SerializationError,
+    SessionClosedError,
+)
+from lash.keys import Keyring
+from lash.model import CommitResult, GcReport, PluginSnapshot, SessionInfo
 from lash.plugins import PluginManager
-from lash.session import Residency, Session, SessionState, UsageReport, load_committed, new_meta
+from lash.retention import RetentionReport, apply_retention
+from lash.session import Residency, Session, SessionState, UsageReport
 from lash.store import Backend, check_session_id
 
+if TYPE_CHECKING:
+    from lash.session import SessionBase
 
-class Lash:
-    """An open lash: one plugin manager, one backend, one compactor. Use as a context manager."""
+
+class LashCore:
+    """Config, plugin manager, backend and compactor, and the plugin calls both faces make.
+
+    Building one may do I/O (a backend factory connects or creates directories):
+    ``lash.aio`` builds it in its worker pool.
+    """
 
     def __init__(self, config: LashConfig, *, plugins: Iterable[object] = (), entry_points: bool = True) -> None:
         self.config = config
@@ -47,17 +68,17 @@ class Lash:
                         key="gc.grace_seconds",
                     )
                 self.backend.gc_grace_seconds = float(config.gc.grace_seconds)
+            if config.encryption is not None:
+                self._encrypt(config.encryption)
             self.compactor: Compactor = self._build(
                 "compaction", self.plugin_manager.compactors, config.compaction.strategy, config.compaction.options
             )
         except BaseException:
             self.backend.close()
             raise
-        self._sessions: list[Session] = []
-        self._closed = False
 
     def _build(self, section: str, registry: Any, name: str, options: Mapping[str, Any]) -> Any:
-        key = "strategy" if section == "compaction" else "backend"
+        key = {"compaction": "strategy", "encryption": "key_provider"}.get(section, "backend")
         try:
             return registry.create(name, options)
         except PluginNotFound as exc:
@@ -74,14 +95,83 @@ class Lash:
                 choices=exc.choices,
             ) from exc
 
+    def _encrypt(self, section: EncryptionSection) -> None:
+        """Attach ``[encryption]``, loading the write key now: a missing key fails at open, never mid-commit."""
+        from lash.encryption import Encryption  # imports cryptography: only when [encryption] is set
+
+        provider = self._build("encryption", self.plugin_manager.key_providers, section.key_provider, section.options)
+        where = self.config.source or "the config passed to lash.open()"
+        try:
+            Encryption(Keyring(section.key_provider, provider, section.key_id)).attach(
+                self.backend, self.config.store.backend
+            )
+        except KeyUnavailableError as exc:
+            exc.add_note(f"configured as [encryption] key_id = {section.key_id!r} in {where}")
+            raise
+        except ConfigError as exc:
+            raise ConfigError(exc.message, path=self.config.source, key=exc.key) from exc
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.config.store.backend!r} source={self.config.source}>"
+
+    # -- plugin plumbing used by the operations --------------------------------------------
+
+    def restore_plugins(self, session: SessionBase, snapshot: PluginSnapshot | None) -> None:
+        """Hand each plugin its stored snapshot (on resume)."""
+        if snapshot is None:
+            return
+        for impl in self.plugin_manager.hook.lash_restore_session.get_hookimpls():
+            if impl.plugin_name in snapshot.entries:
+                impl.function(session=session, snapshot=snapshot.entries[impl.plugin_name])
+
+    def gather_plugin_tools(self, session: SessionBase) -> None:
+        """Ask plugins which tools they offer now (on open and before each commit)."""
+        hook = self.plugin_manager.hook
+        session.tools.set_plugin_tools(
+            spec for specs in hook.lash_session_tools(session=session) if specs for spec in specs
+        )
+
+    def gather_plugin_state(self, session: SessionBase) -> None:
+        """Ask plugins for their tools and snapshots before a commit."""
+        self.gather_plugin_tools(session)
+        packed = {}
+        for impl in self.plugin_manager.hook.lash_snapshot_session.get_hookimpls():
+            value = impl.function(session=session)
+            if value is None:
+                continue
+            try:
+                packed[impl.plugin_name] = codec.pack(value)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"plugin {impl.plugin_name!r} returned a snapshot that cannot be stored: {exc}"
+                ) from exc
+        session._state.set_plugin_entries(packed)
+
+    def retention(self, dry_run: bool) -> RetentionReport:
+        """Enforce ``[retention]`` (see :mod:`lash.retention`); no section, nothing happens."""
+        if self.config.retention is None:
+            return RetentionReport(dry_run)
+        return apply_retention(self.backend, self.config.retention, dry_run=dry_run)  # type: ignore[arg-type]
+
+    def auto_gc_due(self, result: CommitResult) -> bool:
+        """Whether ``[gc] auto_every_commits`` asks for a per-session blob GC after this commit."""
+        every = self.config.gc.auto_every_commits
+        return bool(every) and result.head_revision % every == 0 and self.backend.blobs is None
+
+
+class Lash(LashCore):
+    """An open lash: one plugin manager, one backend, one compactor. Use as a context manager."""
+
+    def __init__(self, config: LashConfig, *, plugins: Iterable[object] = (), entry_points: bool = True) -> None:
+        super().__init__(config, plugins=plugins, entry_points=entry_points)
+        self._sessions: list[Session] = []
+        self._closed = False
+
     def __enter__(self) -> Lash:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"<Lash backend={self.config.store.backend!r} source={self.config.source}>"
 
     def _check_open(self) -> None:
         if self._closed:
@@ -114,16 +204,11 @@ class Lash:
         assert store is not None
         session = Session(self, store, state)
         try:
-            read = load_committed(store, residency)
-            if store.load_meta() is None:
-                store.save_meta(new_meta(session_id, parent_session_id, os.getcwd()))
-            if read is not None:
-                state.apply_read(read)
-                self._restore_plugins(session, read.checkpoint.plugin_snapshot)
-            self.plugin_manager.hook.lash_materialize_session(
-                session=session, plugin_options=dict(plugin_options or {}), is_root_session=parent_session_id is None
+            operations.run(
+                operations.open_session(
+                    self, session, store, plugin_options=plugin_options, parent_session_id=parent_session_id
+                )
             )
-            self._gather_plugin_tools(session)
         except BaseException:
             store.close()
             raise
@@ -148,30 +233,18 @@ class Lash:
         self._check_open()
         return self.backend.gc()
 
+    def apply_retention(self, dry_run: bool = False) -> RetentionReport:
+        """Enforce ``[retention]`` (see :mod:`lash.retention`); no section, nothing happens.
+
+        A dry run reports what would be deleted and changes nothing.
+        """
+        self._check_open()
+        return self.retention(dry_run)
+
     def usage_of_children(self, session_id: str) -> UsageReport:
         """Committed usage of every descendant of ``session_id`` (children, their children, ...)."""
         self._check_open()
-        children: dict[str | None, list[str]] = {}
-        for info in self.backend.list_sessions():
-            children.setdefault(info.parent_session_id, []).append(info.session_id)
-        report = UsageReport(())
-        todo, seen = list(children.get(session_id, ())), {session_id}
-        while todo:
-            child_id = todo.pop()
-            if child_id in seen:
-                continue
-            seen.add(child_id)
-            todo.extend(children.get(child_id, ()))
-            store = self.backend.open_session(child_id, create=False)
-            if store is None:
-                continue
-            try:
-                read = store.load_session(ActivePath())
-            finally:
-                store.close()
-            if read is not None:
-                report = report + UsageReport(read.token_ledger)
-        return report
+        return operations.run(operations.usage_of_children(self.backend, session_id))
 
     def close(self) -> None:
         """Close every open session and the backend."""
@@ -182,46 +255,9 @@ class Lash:
             session.close()
         self.backend.close()
 
-    # -- plugin plumbing used by Session ---------------------------------------------------
-
     def _forget(self, session: Session) -> None:
         if session in self._sessions:
             self._sessions.remove(session)
-
-    def _restore_plugins(self, session: Session, snapshot: Any) -> None:
-        if snapshot is None:
-            return
-        for impl in self.plugin_manager.hook.lash_restore_session.get_hookimpls():
-            if impl.plugin_name in snapshot.entries:
-                impl.function(session=session, snapshot=snapshot.entries[impl.plugin_name])
-
-    def _gather_plugin_tools(self, session: Session) -> None:
-        """Ask plugins which tools they offer now (on open and before each commit)."""
-        hook = self.plugin_manager.hook
-        session.tools.set_plugin_tools(
-            spec for specs in hook.lash_session_tools(session=session) if specs for spec in specs
-        )
-
-    def _gather_plugin_state(self, session: Session) -> None:
-        """Ask plugins for their tools and snapshots before a commit."""
-        self._gather_plugin_tools(session)
-        packed = {}
-        for impl in self.plugin_manager.hook.lash_snapshot_session.get_hookimpls():
-            value = impl.function(session=session)
-            if value is None:
-                continue
-            try:
-                packed[impl.plugin_name] = codec.pack(value)
-            except SerializationError as exc:
-                raise SerializationError(
-                    f"plugin {impl.plugin_name!r} returned a snapshot that cannot be stored: {exc}"
-                ) from exc
-        session._state.set_plugin_entries(packed)
-
-    def _after_commit(self, session: Session, result: CommitResult) -> None:
-        every = self.config.gc.auto_every_commits
-        if every and result.head_revision % every == 0 and self.backend.blobs is None:
-            session.store.gc_unreachable()
 
 
 def open(
@@ -236,4 +272,4 @@ def open(
     return Lash(load_config(config), plugins=plugins)
 
 
-__all__ = ["Lash", "LashError", "open"]
+__all__ = ["Lash", "LashCore", "LashError", "open"]

@@ -2,23 +2,23 @@
 
 The logic lives in :class:`SessionState`, which does no I/O: it records appends, usage and
 snapshots, *builds* the next :class:`~lash.model.Commit` and *applies* what the store
-answered. :class:`Session` is the synchronous face that adds the store calls and plugin
-hooks around it; ``lash.aio`` is the asynchronous face over the same state (the sans-I/O
-pattern of h11 and of psycopg's shared generators). No commit, compaction or refresh rule
-is written twice.
+answered. The multi-step operations around it (open, commit, compact, refresh, prune) are
+written once, as generators, in :mod:`lash.operations`. :class:`SessionBase` is what both
+faces share (state and recording); :class:`Session` is the synchronous face, which drives
+the operations with plain calls, and ``lash.aio.Session`` the asynchronous one, which
+awaits them. No commit, compaction or refresh rule is written twice.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from lash import codec
-from lash.compaction import CompactionContext, CompactionResult, Compactor
-from lash.errors import CompactionError, InvalidGraphError, LashError, SerializationError, SessionClosedError
+from lash import codec, operations
+from lash.compaction import CompactionContext, CompactionResult
+from lash.errors import InvalidGraphError, LashError, SerializationError, SessionClosedError
 from lash.graph import SessionGraph, new_node_id
 from lash.model import (
     ActivePath,
@@ -27,7 +27,6 @@ from lash.model import (
     Commit,
     CommitResult,
     FullGraph,
-    GcReport,
     HydratedCheckpoint,
     LedgerEntry,
     Node,
@@ -44,6 +43,7 @@ from lash.model import (
     Unchanged,
     merge_ledger,
 )
+from lash.operations import PruneReport
 
 if TYPE_CHECKING:
     from lash.runtime import Lash
@@ -83,15 +83,6 @@ def _totals(entries: Iterable[LedgerEntry], key: Any) -> dict[str, TokenUsage]:
     for entry in entries:
         out[key(entry)] = out.get(key(entry), TokenUsage()) + entry.usage
     return out
-
-
-@attrs.frozen
-class PruneReport:
-    """What :meth:`Session.prune` removed."""
-
-    tombstoned_node_count: int
-    removed_node_count: int
-    gc: GcReport
 
 
 class ToolRegistry:
@@ -515,57 +506,21 @@ class SessionState:
         return frame
 
 
-def check_compaction_result(result: object, compactor: object) -> CompactionResult | None:
-    """``result`` if it is a valid compactor answer, else :class:`CompactionError`."""
-    name = type(compactor).__name__
-    if result is None:
-        return None
-    if not isinstance(result, CompactionResult):
-        raise CompactionError(f"compactor {name} returned {type(result).__name__}, not CompactionResult or None")
-    if not isinstance(result.seed_messages, list) or not all(
-        isinstance(m, dict) and "role" in m and "content" in m for m in result.seed_messages
-    ):
-        raise CompactionError(f"compactor {name} returned seed messages that are not {{'role', 'content'}} dicts")
-    if not isinstance(result.reason, str) or not result.reason:
-        raise CompactionError(f"compactor {name} returned an empty or non-str reason")
-    try:
-        codec.pack(result.seed_messages)
-    except SerializationError as exc:
-        raise CompactionError(f"compactor {name} returned seed messages that cannot be stored: {exc}") from exc
-    return result
+# --- the faces -------------------------------------------------------------------------------
 
 
-def run_compactor(compactor: Compactor, ctx: CompactionContext) -> CompactionResult | None:
-    """Call ``compactor`` and validate its answer; every failure is a :class:`CompactionError`."""
-    try:
-        result = compactor.compact(ctx)
-    except LashError:
-        raise
-    except Exception as exc:
-        raise CompactionError(f"compactor {type(compactor).__name__} failed: {type(exc).__name__}: {exc}") from exc
-    return check_compaction_result(result, compactor)
+class SessionBase:
+    """What the sync and the async session share: the state, and every call that needs no storage.
 
+    Plugin hooks receive either face; everything they may call lives here.
+    """
 
-# --- the synchronous face -----------------------------------------------------------------
-
-
-class Session:
-    """A live agent session bound to a store. Create it with :meth:`lash.Lash.session`."""
-
-    def __init__(self, lash: Lash, store: SessionStore, state: SessionState) -> None:
-        self._lash = lash
-        self._store = store
+    def __init__(self, state: SessionState) -> None:
         self._state = state
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<Session {self.session_id!r} revision={self.head_revision}>"
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return f"<{type(self).__name__} {self.session_id!r} revision={self.head_revision}>"
 
     # -- state ----------------------------------------------------------------------------
 
@@ -622,18 +577,12 @@ class Session:
 
     @property
     def dirty(self) -> bool:
-        """Whether nodes or usage are waiting for :meth:`commit`."""
+        """Whether nodes or usage are waiting for ``commit()``."""
         return self._state.dirty
 
     @property
-    def store(self) -> SessionStore:
-        """The underlying store, for low-level use."""
-        return self._store
-
-    @property
-    def lash(self) -> Lash:
-        """The handle this session belongs to."""
-        return self._lash
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> SessionState:
         if self._closed:
@@ -662,13 +611,6 @@ class Session:
         """Add usage; it is merged into the ledger by ``(source, model)`` at the next commit."""
         self._check_open().record_usage(source, model, usage)
 
-    def usage_report(self, *, include_children: bool = False) -> UsageReport:
-        """Totals of committed and pending usage; optionally with every child session's."""
-        report = self._state.usage_report()
-        if include_children:
-            report = report + self._lash.usage_of_children(self.session_id)
-        return report
-
     def set_execution_state(self, data: bytes | None) -> None:
         """Opaque runtime state persisted with each commit (None clears it)."""
         if data is not None and not isinstance(data, bytes | bytearray):
@@ -683,6 +625,48 @@ class Session:
         """
         self._check_open().set_protocol_turn_options(options)
 
+    def reset(self, graph: SessionGraph | None = None) -> None:
+        """Replace the whole graph; the next commit sends ``ReplaceFull``."""
+        self._check_open().reset(graph)
+
+    def _checked_node_id(self, node_id: object) -> SessionState:
+        state = self._check_open()
+        if not isinstance(node_id, str):
+            raise InvalidGraphError(f"checkout needs a node id (str), not {type(node_id).__name__}")
+        return state
+
+
+class Session(SessionBase):
+    """A live agent session bound to a store. Create it with :meth:`lash.Lash.session`."""
+
+    def __init__(self, lash: Lash, store: SessionStore, state: SessionState) -> None:
+        super().__init__(state)
+        self._lash = lash
+        self._store = store
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> SessionStore:
+        """The underlying store, for low-level use."""
+        return self._store
+
+    @property
+    def lash(self) -> Lash:
+        """The handle this session belongs to."""
+        return self._lash
+
+    def usage_report(self, *, include_children: bool = False) -> UsageReport:
+        """Totals of committed and pending usage; optionally with every child session's."""
+        report = self._state.usage_report()
+        if include_children:
+            report = report + self._lash.usage_of_children(self.session_id)
+        return report
+
     def checkout(self, node_id: str) -> None:
         """Continue from an earlier node: the next append starts a new branch there.
 
@@ -690,21 +674,9 @@ class Session:
         With ``active_path`` residency a node not in memory is loaded with its path.
         Raises :class:`~lash.InvalidGraphError` for a node the session does not have.
         """
-        state = self._check_open()
-        if not isinstance(node_id, str):
-            raise InvalidGraphError(f"checkout needs a node id (str), not {type(node_id).__name__}")
-        if node_id not in state.graph and state.head_revision is not None:  # active-path residency
-            try:
-                read = self._store.load_session(ActivePath(node_id))
-            except InvalidGraphError:
-                read = None
-            if read is not None:
-                state.add_nodes(read.graph.active_path())
+        state = self._checked_node_id(node_id)
+        operations.run(operations.load_path(state, self._store, node_id))
         state.checkout(node_id)
-
-    def reset(self, graph: SessionGraph | None = None) -> None:
-        """Replace the whole graph; the next commit sends ``ReplaceFull``."""
-        self._check_open().reset(graph)
 
     # -- storage --------------------------------------------------------------------------
 
@@ -714,13 +686,8 @@ class Session:
         Raises :class:`~lash.HeadRevisionConflict` when another writer committed first;
         call :meth:`refresh` and commit again.
         """
-        state = self._check_open()
-        self._lash._gather_plugin_state(self)
-        commit = state.build_commit()
-        result = self._store.commit(commit)
-        state.apply_commit(commit, result)
-        self._lash._after_commit(self, result)
-        return result
+        self._check_open()
+        return operations.run(operations.commit(self._lash, self, self._store))
 
     def refresh(self) -> None:
         """Load the head another writer moved and re-base uncommitted work on it.
@@ -728,10 +695,7 @@ class Session:
         After a :class:`~lash.HeadRevisionConflict`, ``refresh()`` then ``commit()`` stores
         both sides' nodes (see :meth:`SessionState.rebase` for what survives).
         """
-        state = self._check_open()
-        read = load_committed(self._store, state.residency)
-        if read is not None and read.head_revision != state.head_revision:
-            state.rebase(read)
+        operations.run(operations.refresh(self._check_open(), self._store))
 
     def compact(self, instructions: str | None = None) -> bool:
         """Run the configured compactor; when it has a result, open a new frame and commit.
@@ -740,13 +704,8 @@ class Session:
         answers with anything but a storable :class:`~lash.CompactionResult` (or None)
         raises :class:`~lash.CompactionError` and changes nothing.
         """
-        state = self._check_open()
-        result = run_compactor(self._lash.compactor, state.compaction_context(instructions))
-        if result is None:
-            return False
-        state.apply_compaction(result)
-        self.commit()
-        return True
+        self._check_open()
+        return operations.run(operations.compact(self._lash, self, self._store, instructions))
 
     def spawn_child(self, session_id: str, plugin_options: Mapping[str, Any] | None = None) -> Session:
         """A child session (a sub-agent) whose parent is this one."""
@@ -760,17 +719,7 @@ class Session:
 
     def prune(self) -> PruneReport:
         """Tombstone branches off the active path, vacuum them away and collect blobs."""
-        state = self._check_open()
-        if state.pending_node_ids or state.needs_full_replace or state.leaf_moved:
-            raise LashError(f"session {self.session_id!r} has uncommitted changes to its graph; commit before prune()")
-        read = self._store.load_session(FullGraph())
-        orphans = read.graph.orphaned_node_ids() if read else []
-        hidden = self._store.tombstone_nodes(orphans)
-        removed = self._store.vacuum().removed_node_count
-        gc = self._store.gc_unreachable()
-        for node_id in orphans:
-            state.graph.nodes.pop(node_id, None)
-        return PruneReport(hidden, removed, gc)
+        return operations.run(operations.prune(self._check_open(), self._store))
 
     def meta(self) -> SessionMeta | None:
         """The stored metadata."""
@@ -782,35 +731,3 @@ class Session:
             self._closed = True
             self._store.close()
             self._lash._forget(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-def load_committed(store: SessionStore, residency: Residency) -> SessionRead | None:
-    """The committed session, reading as much of the graph as ``residency`` keeps.
-
-    An active-path read whose chain is broken (the head's leaf or an ancestor is gone)
-    falls back to the full graph, so that the heal in :meth:`SessionState.apply_read`
-    never replaces the stored graph with a fragment.
-    """
-    if residency == "active_path":
-        try:
-            read = store.load_session(ActivePath())
-        except InvalidGraphError:
-            read = None
-        else:
-            if read is None or not read.graph.nodes or _rooted(read.graph):
-                return read
-    return store.load_session(FullGraph())
-
-
-def _rooted(graph: SessionGraph) -> bool:
-    first = next(iter(graph.nodes.values()))
-    return first.parent_id is None
-
-
-def new_meta(session_id: str, parent_session_id: str | None, cwd: str | None) -> SessionMeta:
-    """Metadata written when a session is created."""
-    return SessionMeta(session_id, session_id, time.time(), "", cwd, parent_session_id)

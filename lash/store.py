@@ -14,23 +14,27 @@ Three layers, from the outside in:
 
 from __future__ import annotations
 
+import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
 
 import attrs
 
 from lash import codec
-from lash.blobs import BlobStore, EnvelopeBlobStore, StoredBlob, collectable
+from lash.blobs import BlobStore, BlobWrite, EnvelopeBlobStore, StoredBlob, collectable, content_ref, put_all
 from lash.errors import (
     BlobIntegrityError,
+    CorruptRecordError,
     HeadRevisionConflict,
     InvalidGraphError,
     InvalidSessionId,
+    SchemaVersionError,
     SessionBindingMismatch,
     SessionClosedError,
+    SessionDeletedError,
     UnsupportedReadScope,
 )
 from lash.graph import SessionGraph
@@ -53,6 +57,7 @@ from lash.model import (
     PluginSnapshot,
     ReadScope,
     ReplaceFull,
+    SessionConfig,
     SessionInfo,
     SessionMeta,
     SessionRead,
@@ -60,7 +65,11 @@ from lash.model import (
     ToolState,
     Unchanged,
     VacuumReport,
+    blob_ref_for,
 )
+
+if TYPE_CHECKING:
+    from lash.encryption import Encryption  # imports cryptography: only when [encryption] is set
 
 MAX_SESSION_ID_LENGTH = 1024
 
@@ -149,8 +158,13 @@ class Backend(Protocol):
         """The store of ``session_id``; None when it does not exist and ``create`` is False."""
         ...
 
-    def delete_session(self, session_id: str) -> bool:
-        """Remove everything the session owns; True if it existed."""
+    def delete_session(self, session_id: str, *, expected_head_revision: ExpectedRevision = ...) -> bool:
+        """Remove everything the session owns; True if it existed.
+
+        With ``expected_head_revision`` (an int, or None for "never committed") the delete
+        is a compare-and-delete: when the head moved meanwhile, :class:`HeadRevisionConflict`
+        and nothing is deleted.
+        """
         ...
 
     def list_sessions(self) -> list[SessionInfo]:
@@ -164,6 +178,67 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release every resource."""
         ...
+
+
+# --- the async face of the contract (lash.aio) -------------------------------------------
+
+
+@runtime_checkable
+class AsyncSessionStore(Protocol):
+    """:class:`SessionStore` with awaitable methods: what ``lash.aio`` sessions call.
+
+    ``lash.aio`` never runs two calls of one store at a time (besides ``close``), and lets
+    every call it starts finish even when the awaiting task is cancelled, so a native
+    implementation needs no cancellation handling of its own to keep a head old-or-new.
+    """
+
+    session_id: str
+    blobs: BlobStore
+    """The session's blob store (synchronous, for low-level use and tests)."""
+
+    async def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None: ...
+
+    async def load_node(self, node_id: str) -> Node | None: ...
+
+    async def commit(self, commit: Commit) -> CommitResult: ...
+
+    async def save_meta(self, meta: SessionMeta) -> None: ...
+
+    async def load_meta(self) -> SessionMeta | None: ...
+
+    async def tombstone_nodes(self, node_ids: Iterable[str]) -> int: ...
+
+    async def vacuum(self) -> VacuumReport: ...
+
+    async def gc_unreachable(self) -> GcReport: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """:class:`Backend` with awaitable methods, which a backend may implement natively.
+
+    Discovery: a :class:`Backend` that has a method ``async_backend()`` returning one of
+    these gets it used by ``lash.aio`` (called once per handle, on the event-loop thread,
+    so it may create loop-bound resources such as psycopg's ``AsyncConnectionPool``).
+    Backends without it are run by ``lash.aio`` in its bounded worker pool. ``close()``
+    releases only what the async side holds: ``lash.aio`` closes the :class:`Backend`
+    itself afterwards.
+    """
+
+    @property
+    def blobs(self) -> BlobStore | None: ...
+
+    async def open_session(self, session_id: str, *, create: bool = True) -> AsyncSessionStore | None: ...
+
+    async def delete_session(self, session_id: str, *, expected_head_revision: ExpectedRevision = ...) -> bool: ...
+
+    async def list_sessions(self) -> list[SessionInfo]: ...
+
+    async def gc(self) -> GcReport: ...
+
+    async def close(self) -> None: ...
 
 
 # --- primitives a backend implements ----------------------------------------------------
@@ -244,7 +319,11 @@ class StorageTransaction(Protocol):
 
 
 class SessionStorage(Protocol):
-    """A backend's storage of one session."""
+    """A backend's storage of one session.
+
+    A storage that keeps deleted bytes around (free pages, a write-ahead log) may also
+    implement :class:`ScrubbingStorage`.
+    """
 
     def transaction(self, *, write: bool) -> AbstractContextManager[StorageTransaction]:
         """A transaction; ``write=True`` takes the session's write lock for its duration."""
@@ -253,6 +332,25 @@ class SessionStorage(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class ScrubbingStorage(Protocol):
+    """Optional: a :class:`SessionStorage` that can overwrite the space deletes freed."""
+
+    def scrub(self) -> None:
+        """Make deleted rows unrecoverable from the storage's files (called after vacuum and GC)."""
+        ...
+
+
+class _AnyRevision(enum.Enum):
+    ANY = "any"
+
+
+ANY_REVISION: Final = _AnyRevision.ANY
+"""``delete_session``'s default: delete whatever revision the head is at."""
+
+ExpectedRevision = int | None | Literal[_AnyRevision.ANY]
 
 
 # --- the shared semantics --------------------------------------------------------------
@@ -295,6 +393,8 @@ class StoredHead:
 
     head: Head
     summary: SessionSummary = SessionSummary()
+    deleted_at: float | None = None
+    """Set by a delete: any store still holding the session refuses to write into it."""
 
 
 class StandardSessionStore:
@@ -324,20 +424,61 @@ class StandardSessionStore:
             raise SessionClosedError(f"session store {self.session_id!r} is closed")
         return self.storage.transaction(write=write)
 
-    def _read_head(self, txn: StorageTransaction) -> StoredHead | None:
+    def _read_head(self, txn: StorageTransaction, *, deleted_ok: bool = False) -> StoredHead | None:
         raw = txn.read_head()
-        return None if raw is None else codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
+        if raw is None:
+            return None
+        stored = codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
+        if stored.deleted_at is not None and not deleted_ok:
+            raise SessionDeletedError(self.session_id)
+        return stored
 
-    def _node(self, raw: bytes) -> Node:
-        return codec.decode(raw, Node, f"node of session {self.session_id!r}")
+    def _node(self, raw: bytes, node_id: str | None) -> Node:
+        """Decode a node record; ``node_id`` is what the caller asked for (None: unknown)."""
+        name = "a node" if node_id is None else f"node {node_id!r}"
+        return codec.decode(raw, Node, f"{name} of session {self.session_id!r}")
+
+    def _path_nodes(self, raws: Sequence[bytes], leaf_id: str) -> list[Node]:
+        """Decode :meth:`StorageTransaction.read_path` records (leaf first), naming each by the id asked for."""
+        nodes: list[Node] = []
+        expected: str | None = leaf_id
+        for raw in raws:
+            nodes.append(self._node(raw, expected))
+            expected = nodes[-1].parent_id
+        return nodes
+
+    def _all_nodes(self, raws: Iterable[bytes]) -> list[Node]:
+        """Decode every node record; an undecodable one is named by the node stored before it."""
+        nodes: list[Node] = []
+        for raw in raws:
+            try:
+                nodes.append(codec.decode(raw, Node))
+            except (CorruptRecordError, SchemaVersionError) as exc:
+                where = f"after node {nodes[-1].node_id!r}" if nodes else "first"
+                what = f"the node stored {where} in session {self.session_id!r}"
+                if isinstance(exc, SchemaVersionError):
+                    raise SchemaVersionError(exc.found, exc.supported, what) from exc
+                raise CorruptRecordError(what, exc.reason) from exc
+        return nodes
 
     def _blob(self, ref: BlobRef | None, cls: type, kind: str):
         if ref is None:
             return None
-        data = self.blobs.get(ref)
+        what = f"{kind} blob of session {self.session_id!r}"
+        try:
+            data = self.blobs.get(ref)
+        except BlobIntegrityError as exc:
+            raise BlobIntegrityError(ref, f"{exc.reason} ({what})") from exc
+        except SchemaVersionError as exc:
+            raise SchemaVersionError(exc.found, exc.supported, f"{what} {ref}") from exc
         if data is None:
             raise BlobIntegrityError(ref, f"{kind} blob referenced by the head of {self.session_id!r} is missing")
-        return data if cls is bytes else codec.decode(data, cls, f"{kind} blob {ref}")
+        if cls is bytes:
+            return data
+        record = codec.decode(data, cls, f"{what} {ref}")
+        if isinstance(record, ToolState) and not all(isinstance(t.get("name"), str) for t in record.tools):
+            raise CorruptRecordError(f"{what} {ref}", "a tool has no str 'name'")
+        return record
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -350,15 +491,15 @@ class StandardSessionStore:
                 return None
             head = stored.head
             if isinstance(scope, FullGraph):
-                nodes = [self._node(raw) for raw in txn.read_all_nodes()]
+                nodes = self._all_nodes(txn.read_all_nodes())
                 leaf = head.leaf_node_id
             else:
                 leaf = scope.leaf_node_id or head.leaf_node_id
-                nodes = [self._node(raw) for raw in reversed(txn.read_path(leaf))] if leaf else []
+                nodes = self._path_nodes(txn.read_path(leaf), leaf)[::-1] if leaf else []
                 if leaf is not None and not nodes:
                     raise InvalidGraphError(f"node {leaf!r} is not in session {self.session_id!r}")
             ledger = tuple(
-                LedgerEntry(s, m, codec.decode(raw, TokenUsage, "ledger entry"))
+                LedgerEntry(s, m, codec.decode(raw, TokenUsage, self._ledger_label(s, m)))
                 for (s, m), raw in txn.read_ledger().items()
             )
         manifest = head.manifest
@@ -392,10 +533,13 @@ class StandardSessionStore:
             stored = self._read_head(txn)
         return None if stored is None else (stored.head, stored.summary)
 
+    def _ledger_label(self, source: str, model: str) -> str:
+        return f"ledger entry ({source!r}, {model!r}) of session {self.session_id!r}"
+
     def load_node(self, node_id: str) -> Node | None:
         with self._txn(write=False) as txn:
             raw = txn.read_nodes([node_id]).get(node_id)
-        return None if raw is None else self._node(raw)
+        return None if raw is None else self._node(raw, node_id)
 
     def load_meta(self) -> SessionMeta | None:
         with self._txn(write=False) as txn:
@@ -421,9 +565,10 @@ class StandardSessionStore:
             if commit.expected_head_revision != actual:
                 raise HeadRevisionConflict(commit.expected_head_revision, actual)
             summary = self._apply_graph(txn, commit.graph, encoded, stored.summary if stored else None)
-            _merge_ledger(txn, commit.usage_deltas)
-            manifest = self._write_snapshots(commit.checkpoint, stored.head.manifest if stored else None)
-            checkpoint_ref = self.blobs.put(codec.encode(manifest), BlobKind.CHECKPOINT_MANIFEST)
+            _merge_ledger(txn, commit.usage_deltas, self._ledger_label)
+            manifest, checkpoint_ref = self._write_snapshots(
+                commit.checkpoint, stored.head.manifest if stored else None
+            )
             revision = 1 if actual is None else actual + 1
             head = Head(
                 revision=revision,
@@ -447,6 +592,9 @@ class StandardSessionStore:
     ) -> SessionSummary:
         summary = summary or SessionSummary()
         if isinstance(delta, ReplaceFull):
+            leaf = delta.graph.leaf_node_id
+            if leaf is not None and leaf not in delta.graph.nodes:
+                raise InvalidGraphError(f"ReplaceFull leaf {leaf!r} is not in the graph it replaces")
             txn.clear_nodes()
             txn.insert_nodes(encoded)
             return SessionSummary().add(delta.graph.nodes.values())
@@ -454,7 +602,7 @@ class StandardSessionStore:
         batch = {n.node_id: n for n in new_nodes}
         existing = txn.read_nodes(batch.keys(), include_tombstoned=True) if batch else {}
         for node_id, raw in existing.items():
-            if self._node(raw) != batch[node_id]:
+            if self._node(raw, node_id) != batch[node_id]:
                 raise InvalidGraphError(f"node id {node_id!r} already exists with other content")
         fresh = [n for n in new_nodes if n.node_id not in existing]
         # Every parent and the leaf must exist: in this batch (earlier) or in the store.
@@ -465,47 +613,76 @@ class StandardSessionStore:
                 needed.add(node.parent_id)
             seen.add(node.node_id)
         leaf = _delta_leaf(delta)
-        if leaf is not None and leaf not in batch:
+        if leaf is not None and leaf not in seen:
             needed.add(leaf)
-        needed -= existing.keys()
-        if needed:
+        if needed:  # a re-sent node that is tombstoned stays hidden: it can be neither a parent nor the leaf
             missing = needed - txn.read_nodes(needed).keys()
             if missing:
-                raise InvalidGraphError(f"unknown node(s) referenced by commit: {sorted(missing)}")
+                raise InvalidGraphError(f"unknown or tombstoned node(s) referenced by commit: {sorted(missing)}")
         if fresh:
             txn.insert_nodes([s for s in encoded if s.node_id not in existing])
         return summary.add(fresh)
 
-    def _write_snapshots(self, checkpoint: HydratedCheckpoint, previous: Checkpoint | None) -> Checkpoint:
+    def _write_snapshots(
+        self, checkpoint: HydratedCheckpoint, previous: Checkpoint | None
+    ) -> tuple[Checkpoint, BlobRef]:
+        """Store the changed snapshot blobs and the manifest naming them; the manifest and its ref.
+
+        A ref is the SHA-256 of the content, so the manifest is built before anything is
+        uploaded and every blob of the commit goes to the store in one :func:`put_all`
+        (concurrent requests on S3: about one round trip instead of one per blob).
+        """
         prev = previous or Checkpoint()
+        writes: list[BlobWrite] = []
+        ref_for = content_ref(self.blobs)
         tools, plugins = checkpoint.tool_state, checkpoint.plugin_snapshot
         tool_gen = tools.generation if tools is not None else None
         plugin_rev = plugins.revision if plugins is not None else None
         exec_ref = None
         if checkpoint.execution_state is not None:
-            exec_ref = self.blobs.put(checkpoint.execution_state, BlobKind.EXECUTION_STATE, (BlobHint.COMPRESSIBLE,))
-        return Checkpoint(
+            exec_ref = _stage(writes, ref_for, checkpoint.execution_state, BlobKind.EXECUTION_STATE)
+        manifest = Checkpoint(
             turn_state=checkpoint.turn_state,
             tool_state_ref=self._snapshot_ref(
-                tools, tool_gen, prev.tool_state_ref, prev.tool_state_generation, BlobKind.TOOL_STATE
+                writes, ref_for, tools, tool_gen, prev.tool_state_ref, prev.tool_state_generation, BlobKind.TOOL_STATE
             ),
             plugin_snapshot_ref=self._snapshot_ref(
-                plugins, plugin_rev, prev.plugin_snapshot_ref, prev.plugin_snapshot_revision, BlobKind.PLUGIN_SNAPSHOT
+                writes,
+                ref_for,
+                plugins,
+                plugin_rev,
+                prev.plugin_snapshot_ref,
+                prev.plugin_snapshot_revision,
+                BlobKind.PLUGIN_SNAPSHOT,
             ),
             plugin_snapshot_revision=plugin_rev,
             execution_state_ref=exec_ref,
             tool_state_generation=tool_gen,
         )
+        checkpoint_ref = _stage(writes, ref_for, codec.encode(manifest), BlobKind.CHECKPOINT_MANIFEST, hints=())
+        expected = [ref_for(w.data) for w in writes]
+        stored = put_all(self.blobs, writes)
+        for want, got in zip(expected, stored, strict=True):
+            if want != got:
+                raise BlobIntegrityError(want, f"the blob store returned ref {got} for this content")
+        return manifest, checkpoint_ref
 
     def _snapshot_ref(
-        self, record: object, version: int | None, prev_ref: BlobRef | None, prev_version: int | None, kind: str
+        self,
+        writes: list[BlobWrite],
+        ref_for: Callable[[bytes], BlobRef],
+        record: object,
+        version: int | None,
+        prev_ref: BlobRef | None,
+        prev_version: int | None,
+        kind: str,
     ) -> BlobRef | None:
         """The blob of a snapshot, reusing the previous one when its generation/revision is unchanged."""
         if record is None:
             return None
         if prev_ref is not None and prev_version == version:
             return prev_ref
-        return self.blobs.put(codec.encode(record), kind, (BlobHint.COMPRESSIBLE,))
+        return _stage(writes, ref_for, codec.encode(record), kind)
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -516,20 +693,47 @@ class StandardSessionStore:
         with self._txn(write=True) as txn:
             stored = self._read_head(txn)
             if stored is not None and stored.head.leaf_node_id is not None:
-                on_path = {self._node(raw).node_id for raw in txn.read_path(stored.head.leaf_node_id)}
+                leaf = stored.head.leaf_node_id
+                on_path = {n.node_id for n in self._path_nodes(txn.read_path(leaf), leaf)}
                 if ids & on_path:
                     raise InvalidGraphError(
                         f"cannot tombstone node(s) on the head's active path: {sorted(ids & on_path)[:5]}"
                     )
+            # Read before writing: a backend may stage writes until the transaction ends.
+            visible = self._all_nodes(txn.read_all_nodes()) if stored is not None else []
             hidden = txn.tombstone_nodes(ids)
             if stored is not None and hidden:
-                summary = SessionSummary().add(self._node(raw) for raw in txn.read_all_nodes())
+                summary = SessionSummary().add(n for n in visible if n.node_id not in ids)
                 txn.write_head(stored.head.revision, codec.encode(attrs.evolve(stored, summary=summary)))
         return hidden
 
     def vacuum(self) -> VacuumReport:
         with self._txn(write=True) as txn:
-            return VacuumReport(txn.vacuum())
+            removed = txn.vacuum()
+        self._scrub()
+        return VacuumReport(removed)
+
+    def _scrub(self) -> None:
+        if isinstance(self.storage, ScrubbingStorage):
+            self.storage.scrub()
+
+    def mark_deleted(self, expected_head_revision: ExpectedRevision = ANY_REVISION) -> None:
+        """Step one of a delete: mark the head deleted, if it is still at ``expected_head_revision``.
+
+        Inside the session's write transaction, so a commit lands either before (the
+        revision moved: :class:`HeadRevisionConflict`, nothing changes) or after (it finds
+        the mark and raises :class:`SessionDeletedError` instead of writing into storage
+        that is about to disappear).
+        """
+        with self._txn(write=True) as txn:
+            stored = self._read_head(txn, deleted_ok=True)
+            live = stored if stored is not None and stored.deleted_at is None else None
+            actual = live.head.revision if live else None
+            if expected_head_revision is not ANY_REVISION and expected_head_revision != actual:
+                raise HeadRevisionConflict(expected_head_revision, actual)
+            # A session never committed gets a placeholder head: only its mark is ever read.
+            head = live.head if live else Head(0, SessionConfig(), None, blob_ref_for(b""), Checkpoint())
+            txn.write_head(head.revision, codec.encode(StoredHead(head, deleted_at=time.time())))
 
     def gc_unreachable(self) -> GcReport:
         if self._shared_gc is not None:
@@ -539,12 +743,26 @@ class StandardSessionStore:
             roots = head_roots(stored.head) if stored else set()
             doomed, kept = collectable(stored_blobs(self.blobs), roots, grace_seconds=0)
             deleted = self.blobs.delete(doomed) if doomed else 0
+        if deleted:
+            self._scrub()
         return GcReport(len(roots), kept, deleted)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.storage.close()
+
+
+def session_info(session_id: str, meta: SessionMeta | None, head: Head | None, summary: SessionSummary) -> SessionInfo:
+    """The picker row of a session, from its meta and its head's summary (never its nodes)."""
+    return SessionInfo(
+        session_id=session_id,
+        cwd=meta.cwd if meta else None,
+        parent_session_id=meta.parent_session_id if meta else None,
+        first_user_message=summary.first_user_message,
+        user_message_count=summary.user_message_count,
+        head_revision=head.revision if head else None,
+    )
 
 
 def head_roots(head: Head) -> set[BlobRef]:
@@ -557,6 +775,18 @@ def stored_blobs(blobs: BlobStore) -> Iterator[StoredBlob]:
     if isinstance(blobs, EnvelopeBlobStore):
         return blobs.storage.list()
     return (StoredBlob(ref) for ref in blobs.refs())
+
+
+def _stage(
+    writes: list[BlobWrite],
+    ref_for: Callable[[bytes], BlobRef],
+    data: bytes,
+    kind: str,
+    hints: tuple[str, ...] = (BlobHint.COMPRESSIBLE,),
+) -> BlobRef:
+    """Queue ``data`` for :func:`put_all` and return the ref it will be stored under."""
+    writes.append(BlobWrite(bytes(data), kind, hints))
+    return ref_for(writes[-1].data)
 
 
 def _delta_leaf(delta: Unchanged | Append | ReplaceFull) -> str | None:
@@ -575,7 +805,9 @@ def _encode_delta(delta: Unchanged | Append | ReplaceFull) -> list[StoredNode]:
     return [StoredNode(n.node_id, n.parent_id, codec.encode(n)) for n in nodes]
 
 
-def _merge_ledger(txn: StorageTransaction, deltas: Iterable[LedgerEntry]) -> None:
+def _merge_ledger(
+    txn: StorageTransaction, deltas: Iterable[LedgerEntry], label: Callable[[str, str], str]
+) -> None:
     merged: dict[LedgerKey, TokenUsage] = {}
     for entry in deltas:
         if entry.usage.total != 0:
@@ -586,7 +818,7 @@ def _merge_ledger(txn: StorageTransaction, deltas: Iterable[LedgerEntry]) -> Non
     rows = {}
     for key, usage in merged.items():
         if key in stored:
-            usage = codec.decode(stored[key], TokenUsage, "ledger entry") + usage
+            usage = codec.decode(stored[key], TokenUsage, label(*key)) + usage
         rows[key] = codec.encode(usage)
     txn.write_ledger(rows)
 
@@ -604,6 +836,9 @@ class StorageBackend(ABC):
 
     blobs_per_session: bool = False
     """True when each session keeps its blobs in its own storage (lash-sqlite)."""
+
+    encryption: Encryption | None = None
+    """Set by :meth:`attach_encryption` (``[encryption]`` in config): seals every record and blob."""
 
     def __init__(self, *, gc_grace_seconds: float = 3600.0) -> None:
         self.gc_grace_seconds = float(gc_grace_seconds)
@@ -634,11 +869,19 @@ class StorageBackend(ABC):
 
     @property
     def blobs(self) -> BlobStore | None:
-        return self._external_blobs or self._own_shared_blobs()
+        blobs = self._external_blobs or self._own_shared_blobs()
+        return blobs if blobs is None or self.encryption is None else self.encryption.blob_store(blobs)
 
     def attach_blob_store(self, store: BlobStore) -> None:
         """Keep every session's blobs in ``store`` (``[blobs]`` in config) instead."""
         self._external_blobs = store
+
+    def attach_encryption(self, encryption: Encryption) -> None:
+        """Encrypt every session's records and blobs from now on (see :mod:`lash.encryption`).
+
+        Applied here, where storage and blobs are composed, so no backend needs code for it.
+        """
+        self.encryption = encryption
 
     def _shares_blobs(self) -> bool:
         return self._external_blobs is not None or not self.blobs_per_session
@@ -649,10 +892,27 @@ class StorageBackend(ABC):
         if storage is None:
             return None
         blobs = self._external_blobs or self._session_blobs(storage)
+        if self.encryption is not None:
+            storage, blobs = self.encryption.session_storage(session_id, storage), self.encryption.blob_store(blobs)
         return StandardSessionStore(session_id, storage, blobs, shared_gc=self.gc if self._shares_blobs() else None)
 
-    def delete_session(self, session_id: str) -> bool:
-        return self._delete_storage(check_session_id(session_id))
+    def delete_session(self, session_id: str, *, expected_head_revision: ExpectedRevision = ANY_REVISION) -> bool:
+        """Mark the session deleted (a compare-and-delete when given a revision), then remove its storage.
+
+        The mark is written in the session's write transaction by the core, so every backend
+        gets the check and no store that still has the session open can commit into it.
+        """
+        session_id = check_session_id(session_id)
+        store = self.open_session(session_id, create=False)
+        if store is None:
+            if expected_head_revision is not ANY_REVISION and expected_head_revision is not None:
+                raise HeadRevisionConflict(expected_head_revision, None)
+            return False
+        try:
+            store.mark_deleted(expected_head_revision)
+        finally:
+            store.close()
+        return self._delete_storage(session_id)
 
     def session_ids(self) -> list[str]:
         """Ids of every stored session."""
@@ -667,19 +927,12 @@ class StorageBackend(ABC):
             try:
                 meta = store.load_meta()
                 loaded = store.load_summary()
+            except SessionDeletedError:  # being deleted right now
+                continue
             finally:
                 store.close()
             head, summary = loaded if loaded else (None, SessionSummary())
-            infos.append(
-                SessionInfo(
-                    session_id=session_id,
-                    cwd=meta.cwd if meta else None,
-                    parent_session_id=meta.parent_session_id if meta else None,
-                    first_user_message=summary.first_user_message,
-                    user_message_count=summary.user_message_count,
-                    head_revision=head.revision if head else None,
-                )
-            )
+            infos.append(session_info(session_id, meta, head, summary))
         return infos
 
     def _heads(self) -> Iterator[Head]:
@@ -689,6 +942,8 @@ class StorageBackend(ABC):
                 continue
             try:
                 head = store.load_head()
+            except SessionDeletedError:  # being deleted: its blobs are no longer roots
+                continue
             finally:
                 store.close()
             if head is not None:
@@ -702,6 +957,8 @@ class StorageBackend(ABC):
                 if store is not None:
                     try:
                         reports.append(store.gc_unreachable())
+                    except SessionDeletedError:  # its storage goes with it
+                        pass
                     finally:
                         store.close()
             return GcReport(
@@ -711,21 +968,37 @@ class StorageBackend(ABC):
             )
         blobs = self.blobs
         assert blobs is not None
-        return collect_shared_blobs(blobs, self._heads(), self.gc_grace_seconds)
+        return collect_shared_blobs(blobs, self._heads, self.gc_grace_seconds)
 
     def close(self) -> None:
         self._close()
 
 
-def collect_shared_blobs(blobs: BlobStore, heads: Iterable[Head], grace_seconds: float) -> GcReport:
+def collect_shared_blobs(blobs: BlobStore, heads: Callable[[], Iterable[Head]], grace_seconds: float) -> GcReport:
     """Delete blobs of a store shared by many sessions that no head references.
 
-    Roots are collected *before* blobs are listed, and blobs younger than
-    ``grace_seconds`` are kept, so a blob uploaded by a commit still in flight survives.
+    A blob of a commit in flight survives because: blobs younger than ``grace_seconds`` are
+    kept; roots (``heads()``) are collected before the listing and again after it, so a
+    commit that landed meanwhile counts; and the delete re-checks each blob's age against
+    the cutoff taken before the listing (``older_than``), so a blob that a commit reused
+    after the listing (a write refreshes its age) is not deleted on the listing's word.
     """
+    roots = _roots(heads())
+    cutoff = time.time() - grace_seconds
+    listed = list(stored_blobs(blobs))
+    roots |= _roots(heads())
+    doomed, kept = collectable(listed, roots, grace_seconds, now=cutoff + grace_seconds)
+    if not doomed:
+        deleted = 0
+    elif isinstance(blobs, EnvelopeBlobStore):
+        deleted = blobs.delete(doomed, older_than=cutoff)
+    else:  # a store without ages: the listing is all there is to go on
+        deleted = blobs.delete(doomed)
+    return GcReport(len(roots), kept + len(doomed) - deleted, deleted)
+
+
+def _roots(heads: Iterable[Head]) -> set[BlobRef]:
     roots: set[BlobRef] = set()
     for head in heads:
         roots |= head_roots(head)
-    doomed, kept = collectable(stored_blobs(blobs), roots, grace_seconds)
-    deleted = blobs.delete(doomed) if doomed else 0
-    return GcReport(len(roots), kept, deleted)
+    return roots

@@ -107,7 +107,7 @@ def test_unknown_section_lists_the_valid_sections(tmp_path: Path) -> None:
         load_config(source)
     message = str(info.value)
     assert "stroe" in message and str(source.resolve()) in message
-    assert set(info.value.choices) == {"store", "blobs", "compaction", "gc", "plugins"}
+    assert set(info.value.choices) == {"store", "blobs", "compaction", "gc", "plugins", "retention", "encryption"}
     assert "store" in message and "compaction" in message
 
 

@@ -1,6 +1,7 @@
 """The ``lash`` command line: inspect, maintain, move and demo sessions.
 
-Subcommands are argparse parsers registered by one module per group; each one's function
+Subcommands are argparse parsers registered by one module per group: each module in
+:data:`COMMAND_MODULES` has ``register(subparsers, parents)``, and each command's function
 takes the parsed arguments and an :class:`~lash.cli.output.Output` and returns the exit
 code. Any :class:`lash.LashError` becomes exit code 1 and one ``lash: error: ...`` line.
 """
@@ -8,14 +9,24 @@ code. Any :class:`lash.LashError` becomes exit code 1 and one ``lash: error: ...
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
 
 from lash import __version__
-from lash.cli import archive, demo, environment, maintenance, migrate, sessions
 from lash.cli.output import Output, error
 from lash.errors import LashError
 
-COMMAND_GROUPS = (demo, sessions, maintenance, archive, migrate, environment)
+COMMAND_MODULES = (
+    "lash.cli.demo",
+    "lash.cli.sessions",
+    "lash.cli.maintenance",
+    "lash.cli.archive",
+    "lash.cli.migrate",
+    "lash.cli.environment",
+    "lash.cli.rekey",
+    "lash.cli.retention",
+)
+"""One line per command module, in the order ``lash --help`` lists their commands."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lash {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for group in COMMAND_GROUPS:
-        group.register(subparsers, [common])
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers, [common])
     return parser
 
 

@@ -21,6 +21,7 @@ import attrs
 
 import lash
 from lash import codec
+from lash.blobs import content_ref
 from lash.cli.context import CliError, describe_store, opened
 from lash.cli.equality import differences, of_read
 from lash.cli.output import Output, human_bytes
@@ -84,6 +85,7 @@ def export_session(handle: lash.Lash, session_id: str) -> bytes:
             blobs[ref] = _get_blob(store.blobs, ref, session_id)
     finally:
         store.close()
+    checkpoint_ref, blobs = plain_refs(read.checkpoint_ref, manifest, blobs)
     return codec.pack(
         {
             "format": ARCHIVE_FORMAT,
@@ -99,10 +101,28 @@ def export_session(handle: lash.Lash, session_id: str) -> bytes:
             "agent_frames": codec.to_plain(read.agent_frames),
             "current_agent_frame_id": read.current_agent_frame_id,
             "ledger": codec.to_plain(read.token_ledger),
-            "checkpoint_ref": read.checkpoint_ref,
+            "checkpoint_ref": checkpoint_ref,
             "blobs": dict(blobs),
         }
     )
+
+
+def plain_refs(
+    checkpoint_ref: BlobRef, manifest: Checkpoint, blobs: dict[BlobRef, bytes]
+) -> tuple[BlobRef, dict[BlobRef, bytes]]:
+    """The archive's blobs keyed by the SHA-256 of their content (an encrypted store's refs are keyed HMACs)."""
+    plain = {ref: blob_ref_for(content) for ref, content in blobs.items()}
+    if all(ref == plain_ref for ref, plain_ref in plain.items()):
+        return checkpoint_ref, blobs
+    manifest = attrs.evolve(
+        manifest,
+        tool_state_ref=manifest.tool_state_ref and plain[manifest.tool_state_ref],
+        plugin_snapshot_ref=manifest.plugin_snapshot_ref and plain[manifest.plugin_snapshot_ref],
+        execution_state_ref=manifest.execution_state_ref and plain[manifest.execution_state_ref],
+    )
+    manifest_bytes = codec.encode(manifest)
+    content = {plain[ref]: data for ref, data in blobs.items() if ref != checkpoint_ref}
+    return blob_ref_for(manifest_bytes), {blob_ref_for(manifest_bytes): manifest_bytes, **content}
 
 
 def _get_blob(blobs: lash.BlobStore, ref: BlobRef, session_id: str) -> bytes:
@@ -132,9 +152,10 @@ def read_archive(data: bytes) -> Archive:
     for ref, content in blobs.items():
         if not isinstance(content, bytes) or blob_ref_for(content) != ref:
             raise BlobIntegrityError(str(ref), "archive content does not match its sha256")
+    what = f"archive of session {raw.get('session_id')!r}"
     try:
         checkpoint_ref = raw["checkpoint_ref"]
-        manifest = codec.decode(_archived(blobs, checkpoint_ref), Checkpoint, "archived checkpoint manifest")
+        manifest = codec.decode(_archived(blobs, checkpoint_ref), Checkpoint, f"checkpoint manifest in the {what}")
         checkpoint = HydratedCheckpoint(
             turn_state=manifest.turn_state,
             tool_state=_archived_record(blobs, manifest.tool_state_ref, ToolState),
@@ -158,7 +179,7 @@ def read_archive(data: bytes) -> Archive:
     except lash.LashError:
         raise
     except Exception as exc:  # a missing key or a value of the wrong shape
-        raise CorruptRecordError("archive", f"{type(exc).__name__}: {exc}") from exc
+        raise CorruptRecordError(what, f"{type(exc).__name__}: {exc}") from exc
     return Archive(read.session_id, read.head_revision, meta, read, manifest, dict(blobs))
 
 
@@ -206,7 +227,8 @@ def import_session(handle: lash.Lash, archive: Archive, session_id: str | None =
         written = store.load_session(FullGraph())
         assert written is not None
         diffs = differences(of_read(source), of_read(written))
-        if result.manifest.blob_refs() != archive.manifest.blob_refs():
+        ref_for = content_ref(store.blobs)  # the target's addressing: keyed refs when it encrypts
+        if result.manifest.blob_refs() != tuple(ref_for(archive.blobs[r]) for r in archive.manifest.blob_refs()):
             diffs.append("snapshot blobs")
         if diffs:
             raise CliError(f"imported session {target!r} does not read back equal ({', '.join(diffs)}); removed it")
@@ -225,6 +247,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     export = subparsers.add_parser("export", parents=parents, help="write a session to a portable archive file")
     export.add_argument("session", help="session id")
     export.add_argument("-o", "--output", required=True, metavar="FILE", help="archive file to write (- for stdout)")
+    export.add_argument("--json", action="store_true", help="print JSON for scripts (not with -o -)")
     export.set_defaults(func=export_command)
 
     imp = subparsers.add_parser("import", parents=parents, help="load an archive into the configured backend")
@@ -235,7 +258,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def export_command(args: argparse.Namespace, out: Output) -> int:
-    with opened(args) as handle:
+    if args.output == "-" and out.json_mode:
+        raise CliError("--json and -o - both want stdout; write the archive to a file")
+    with opened(args) as handle, out.progress(f"exporting {args.session}"):
         data = export_session(handle, args.session)
     if args.output == "-":
         sys.stdout.buffer.write(data)
@@ -246,6 +271,19 @@ def export_command(args: argparse.Namespace, out: Output) -> int:
     partial.write_bytes(data)
     os.replace(partial, path)
     archive = read_archive(data)  # proves the file just written imports
+    if out.json_mode:
+        out.json(
+            {
+                "session_id": args.session,
+                "file": str(path),
+                "bytes": len(data),
+                "nodes": len(archive.read.graph),
+                "head_revision": archive.head_revision,
+                "blobs": len(archive.blobs),
+                "archive_version": ARCHIVE_VERSION,
+            }
+        )
+        return 0
     out.line(
         f"exported {args.session}: {len(archive.read.graph)} nodes, revision {archive.head_revision}, "
         f"{len(archive.blobs)} blobs ({human_bytes(archive.blob_bytes)}) → {path} ({human_bytes(len(data))})"
@@ -254,11 +292,14 @@ def export_command(args: argparse.Namespace, out: Output) -> int:
 
 
 def import_command(args: argparse.Namespace, out: Output) -> int:
-    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    archive = read_archive(data)
-    with opened(args) as handle:
-        written = import_session(handle, archive, args.session_id)
-        where = describe_store(handle.config)
+    with out.progress("reading the archive") as ticker:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        ticker.describe("verifying blobs by sha256")
+        archive = read_archive(data)
+        ticker.describe(f"writing {archive.session_id} ({len(archive.read.graph)} nodes) and reading it back")
+        with opened(args) as handle:
+            written = import_session(handle, archive, args.session_id)
+            where = describe_store(handle.config)
     if out.json_mode:
         out.json(
             {

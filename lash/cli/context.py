@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import lash
-from lash.config import LashConfig, load_config
-from lash.errors import LashError
+from lash.config import ENV_VAR, LashConfig, load_config
+from lash.errors import ConfigError, LashError
 from lash.model import FullGraph, ReadScope, SessionMeta, SessionRead
 
 
@@ -18,7 +19,13 @@ class CliError(LashError):
 
 def config_of(args: argparse.Namespace) -> LashConfig:
     """``--config PATH`` if given, else lash's normal lookup."""
-    return load_config(getattr(args, "config", None))
+    explicit = getattr(args, "config", None)
+    try:
+        return load_config(explicit)
+    except ConfigError as exc:
+        if explicit is None and os.environ.get(ENV_VAR):
+            exc.add_note(f"the path came from ${ENV_VAR}")
+        raise
 
 
 @contextmanager

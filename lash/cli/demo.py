@@ -255,17 +255,8 @@ def _workspace(directory: Path | None) -> Iterator[Path]:
 
 
 def demo_command(args: argparse.Namespace, out: Output) -> int:
-    with _workspace(args.dir) as directory:
-        if out.interactive and not out.json_mode:
-            from rich.progress import Progress
-
-            with Progress(transient=True, console=out.console) as progress:
-                task = progress.add_task("recording turns", total=args.turns)
-                report = run_demo(
-                    directory, args.turns, kept=args.dir is not None, on_turn=lambda t: progress.advance(task)
-                )
-        else:
-            report = run_demo(directory, args.turns, kept=args.dir is not None)
+    with _workspace(args.dir) as directory, out.progress("recording turns", args.turns) as ticker:
+        report = run_demo(directory, args.turns, kept=args.dir is not None, on_turn=lambda turn: ticker.advance())
     if out.json_mode:
         out.json(report)
     else:

@@ -29,7 +29,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     config.set_defaults(func=config_command)
     actions = config.add_subparsers(title="actions", metavar="ACTION")
     check = actions.add_parser(
-        "check", parents=parents, help="validate the config and open its backend; exit 1 naming the problem"
+        "check",
+        parents=[*parents, json_flag],
+        help="validate the config and open its backend; exit 1 naming the problem",
     )
     check.set_defaults(func=config_check_command)
 
@@ -39,7 +41,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _registrations(manager: PluginManager) -> Iterator[tuple[str, str, str]]:
     """(plugin, kind, name) of everything registered."""
-    registries: tuple[Registry[Any], ...] = (manager.backends, manager.blob_stores, manager.compactors)
+    registries: tuple[Registry[Any], ...] = (
+        manager.backends,
+        manager.blob_stores,
+        manager.compactors,
+        manager.key_providers,
+    )
     for registry in registries:
         for entry in registry.entries():
             yield entry.plugin, registry.kind, entry.name
@@ -99,6 +106,17 @@ def config_check_command(args: argparse.Namespace, out: Output) -> int:
     config = config_of(args)
     with lash.open(config) as handle:
         backend, strategy = handle.config.store.backend, handle.config.compaction.strategy
+    if out.json_mode:
+        out.json(
+            {
+                "ok": True,
+                "source": str(config.source) if config.source else None,
+                "backend": backend,
+                "blobs": config.blobs.backend if config.blobs else None,
+                "compaction": strategy,
+            }
+        )
+        return 0
     where = config.source or "built-in defaults"
     blobs = f", blobs {config.blobs.backend}" if config.blobs else ""
     out.line(f"ok: {where}: backend {backend}{blobs}, compaction {strategy}")

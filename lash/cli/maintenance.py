@@ -28,7 +28,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     prune.add_argument("session", help="session id")
     prune.set_defaults(func=prune_command)
 
-    delete = subparsers.add_parser("delete", parents=parents, help="delete a session and everything it owns")
+    delete = subparsers.add_parser(
+        "delete", parents=[*parents, json_flag], help="delete a session and everything it owns"
+    )
     delete.add_argument("session", help="session id")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(func=delete_command)
@@ -39,7 +41,11 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def gc_command(args: argparse.Namespace, out: Output) -> int:
     with opened(args) as handle:
-        report = _unreferenced(handle) if args.dry_run else handle.gc()
+        if args.dry_run:
+            report = _unreferenced(handle, out)
+        else:
+            with out.progress("collecting unreferenced blobs"):
+                report = handle.gc()
     if out.json_mode:
         out.json({"dry_run": args.dry_run, **codec.to_plain(report)})
     elif args.dry_run:
@@ -66,25 +72,29 @@ def _head_roots(store: lash.SessionStore) -> set[BlobRef]:
     return {read.checkpoint_ref, *manifest.blob_refs()}
 
 
-def _unreferenced(handle: lash.Lash) -> GcReport:
+def _unreferenced(handle: lash.Lash, out: Output) -> GcReport:
     """What :meth:`lash.Lash.gc` would collect, ignoring grace periods; deletes nothing."""
     shared = handle.backend.blobs
     roots: set[BlobRef] = set()
     kept = doomed = 0
-    for info in handle.sessions():
-        store = handle.backend.open_session(info.session_id, create=False)
-        if store is None:
-            continue
-        try:
-            session_roots = _head_roots(store)
-            roots |= session_roots
-            if shared is None:  # each session keeps its own blobs
-                counts = _split(store.blobs, session_roots)
-                kept, doomed = kept + counts[0], doomed + counts[1]
-        finally:
-            store.close()
-    if shared is not None:
-        kept, doomed = _split(shared, roots)
+    infos = handle.sessions()
+    with out.progress("scanning sessions", len(infos)) as ticker:
+        for info in infos:
+            ticker.advance()
+            store = handle.backend.open_session(info.session_id, create=False)
+            if store is None:
+                continue
+            try:
+                session_roots = _head_roots(store)
+                roots |= session_roots
+                if shared is None:  # each session keeps its own blobs
+                    counts = _split(store.blobs, session_roots)
+                    kept, doomed = kept + counts[0], doomed + counts[1]
+            finally:
+                store.close()
+        if shared is not None:
+            ticker.describe("listing shared blobs")
+            kept, doomed = _split(shared, roots)
     return GcReport(len(roots), kept, doomed)
 
 
@@ -123,6 +133,9 @@ def delete_command(args: argparse.Namespace, out: Output) -> int:
         if not args.yes:
             _confirm(f"delete session {args.session!r} (revision {read.head_revision if read else '-'})?")
         handle.delete(args.session)
+    if out.json_mode:
+        out.json({"session_id": args.session, "deleted": True, "kept_children": children})
+        return 0
     out.line(f"deleted {args.session}")
     if children:
         out.line(f"its child sessions are kept: {', '.join(children)}")

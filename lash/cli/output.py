@@ -1,7 +1,9 @@
 """How the CLI speaks: rich tables for people, JSON for scripts, one-line errors on stderr.
 
 Every command writes through :class:`Output`, so ``--json`` means the same thing
-everywhere: exactly one JSON document on stdout and nothing else.
+everywhere: exactly one JSON document on stdout and nothing else. Long work draws a
+progress bar on stderr when stderr is a terminal (rich's detection, so ``FORCE_COLOR`` /
+``TTY_COMPATIBLE`` apply) and nothing at all in pipes, so scripts never parse a bar.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import base64
 import functools
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lash.codec import to_plain
@@ -19,6 +22,7 @@ from lash.model import LedgerEntry, TokenUsage
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 USAGE_COLUMNS = (
@@ -63,6 +67,23 @@ def one_line(text: object, limit: int = 72) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+class Ticker:
+    """One running progress bar; every call is a no-op when nothing is drawn (pipes)."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, steps: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, steps)
+
+    def describe(self, text: str, *, total: int | None = None) -> None:
+        """Show ``text`` (and a new ``total``, when the next stage counts something else)."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=text, total=total, completed=0)
+
+
 class Output:
     """The destination of one command's output, human or ``--json``."""
 
@@ -80,6 +101,30 @@ class Output:
         # In a pipe nothing wraps: rows stay whole lines for grep and friends.
         piped = not self.interactive
         return Console(highlight=False, soft_wrap=piped, width=PIPE_WIDTH if piped else None)
+
+    @functools.cached_property
+    def status_console(self) -> Console | None:
+        """A console on stderr if it is a terminal (where progress is drawn), else None."""
+        try:
+            from rich.console import Console
+        except ImportError:  # no rich, no bars; the command still works
+            return None
+        console = Console(stderr=True)
+        return console if console.is_terminal else None
+
+    @contextmanager
+    def progress(self, description: str, total: int | None = None) -> Iterator[Ticker]:
+        """A transient progress bar on stderr while the block runs (a pulsing one if ``total`` is None)."""
+        console = self.status_console
+        if console is None:
+            yield Ticker()
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        counter = () if total is None else (MofNCompleteColumn(),)  # no total: a pulsing bar
+        columns = (TextColumn("{task.description}"), BarColumn(), *counter, TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            yield Ticker(progress, progress.add_task(description, total=total))
 
     def json(self, data: Any) -> None:
         """Write ``data`` as the command's single JSON document."""

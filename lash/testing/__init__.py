@@ -19,6 +19,8 @@ contract test::
             return MyBackend(path=backend.path, gc_grace_seconds=0)
 
 A standalone blob store subclasses :class:`BlobStoreTests` and overrides ``blob_store``.
+Add :class:`AsyncBackendTests` beside :class:`BackendTests` (``class TestMyBackend(BackendTests,
+AsyncBackendTests)``) to run the contract through ``lash.aio``'s async face as well.
 """
 
 import pytest
@@ -32,10 +34,36 @@ pytest.register_assert_rewrite(
     "lash.testing.reads",
     "lash.testing.maintenance",
     "lash.testing.sessions",
+    "lash.testing.aio",
+    "lash.testing.stateful",
+    "lash.testing.faults",
 )
 
+from lash.testing.aio import AsyncBackendTests  # noqa: E402
 from lash.testing.backend import BackendTests  # noqa: E402
 from lash.testing.blob_store import BlobStoreTests  # noqa: E402
 from lash.testing.builders import SessionWriter, chain, event, message, usage  # noqa: E402
+from lash.testing.faults import FaultInjectionTests, FaultPlan, faulty_store, sweep_faults  # noqa: E402
+from lash.testing.stateful import (  # noqa: E402
+    BackendStateMachine,
+    BackendStateMachineTests,
+    run_backend_state_machine,
+)
 
-__all__ = ["BackendTests", "BlobStoreTests", "SessionWriter", "chain", "event", "message", "usage"]
+__all__ = [
+    "AsyncBackendTests",
+    "BackendStateMachine",
+    "BackendStateMachineTests",
+    "BackendTests",
+    "BlobStoreTests",
+    "FaultInjectionTests",
+    "FaultPlan",
+    "SessionWriter",
+    "chain",
+    "event",
+    "faulty_store",
+    "message",
+    "run_backend_state_machine",
+    "sweep_faults",
+    "usage",
+]

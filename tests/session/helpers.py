@@ -96,6 +96,14 @@ def blob_puts(session: lash.Session, kind: str) -> list[bytes]:
         return original(data, blob_kind, hints)
 
     blobs.put = put
+    original_many = getattr(blobs, "put_many", None)  # a commit writes its blobs in one put_many
+    if original_many is not None:
+
+        def put_many(writes: Any) -> Any:
+            puts.extend(w.data for w in writes if w.kind == kind)
+            return original_many(writes)
+
+        blobs.put_many = put_many
     return puts
 
 

@@ -55,11 +55,13 @@ def test_resume_heals_an_orphaned_leaf_and_commits_replace_full(place, spy):
     with place.open() as handle:
         session = handle.session("s")
         keep = session.append_message("user", "kept")
+        gone = session.append_message("assistant", "lost")
         session.commit()
-        broken = SessionGraph.from_nodes([*session.graph.nodes.values()], "gone")  # leaf points nowhere
-        session.store.commit(
-            lash.Commit("s", session.head_revision, session.config, lash.ReplaceFull(broken), lash.HydratedCheckpoint())
-        )
+        # The store refuses a commit whose leaf is missing, so damage the data behind its back.
+        with session.store.storage.transaction(write=True) as txn:
+            txn.tombstone_nodes([gone])
+        with session.store.storage.transaction(write=True) as txn:
+            txn.vacuum()  # the head's leaf now points nowhere
     with place.open() as handle:
         session = handle.session("s")
         assert session.graph.leaf_node_id == keep
@@ -142,11 +144,12 @@ def test_active_path_resume_of_a_broken_head_heals_from_the_full_graph_and_keeps
         session.commit()
         session.checkout(root)
         two = session.append_message("assistant", "branch two")
+        gone = session.append_message("user", "lost")
         session.commit()
-        broken = SessionGraph.from_nodes([*session.graph.nodes.values()], "gone")
-        session.store.commit(
-            lash.Commit("s", session.head_revision, session.config, lash.ReplaceFull(broken), lash.HydratedCheckpoint())
-        )
+        with session.store.storage.transaction(write=True) as txn:  # behind the store's back
+            txn.tombstone_nodes([gone])
+        with session.store.storage.transaction(write=True) as txn:
+            txn.vacuum()  # the head's leaf now points nowhere
     with place.open() as handle:
         session = handle.session("s", residency="active_path")
         assert session.graph.leaf_node_id == two

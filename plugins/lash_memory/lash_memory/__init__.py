@@ -155,9 +155,12 @@ class MemoryBlobStorage:
     def exists(self, ref: BlobRef) -> bool:
         return ref in self._blobs
 
-    def delete(self, refs: Collection[BlobRef]) -> int:
+    def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
         with self._lock:
-            return sum(self._blobs.pop(ref, None) is not None for ref in refs)
+            doomed = [r for r in refs if r in self._blobs and (older_than is None or self._blobs[r][1] <= older_than)]
+            for ref in doomed:
+                del self._blobs[ref]
+            return len(doomed)
 
     def list(self) -> Iterator[StoredBlob]:
         return iter([StoredBlob(ref, at) for ref, (_, at) in list(self._blobs.items())])

@@ -6,13 +6,14 @@ import pytest
 from lash_memory import MemoryBackend, memory_blob_store
 
 from lash.blobs import BlobStore
-from lash.testing import BackendTests, BlobStoreTests
+from lash.testing import AsyncBackendTests, BackendTests, BlobStoreTests
+from lash.testing.encryption import encrypt_if
 
 
-class TestMemoryBackend(BackendTests):
-    @pytest.fixture
-    def backend(self) -> Iterator[MemoryBackend]:
-        backend = MemoryBackend(gc_grace_seconds=0)
+class TestMemoryBackend(BackendTests, AsyncBackendTests):
+    @pytest.fixture(params=["plain", "encrypted"])
+    def backend(self, request: pytest.FixtureRequest) -> Iterator[MemoryBackend]:
+        backend = encrypt_if(request.param == "encrypted", MemoryBackend(gc_grace_seconds=0))
         yield backend
         backend.close()
 

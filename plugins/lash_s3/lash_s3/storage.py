@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from lash.blobs import StoredBlob
-from lash.errors import BackendError
 from lash.model import BlobRef
-from lash_s3.errors import error_code, s3_errors
-
-DELETE_BATCH = 1000
-"""S3's limit of keys per ``DeleteObjects`` request."""
-
-EXISTENCE_CHECK_THREADS = 8
-"""Concurrent HEAD requests when :meth:`S3BlobStorage.delete` counts which refs exist."""
+from lash_s3.errors import s3_errors
+from lash_s3.objects import DELETE_BATCH, S3Objects
 
 _HEX = re.compile(r"[0-9a-f]{64}")
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class S3BlobStorage:
@@ -43,6 +33,7 @@ class S3BlobStorage:
     def __init__(self, client: Any, bucket: str, prefix: str = "", *, refresh_after_seconds: float = 600.0) -> None:
         self.client = client
         self.bucket = bucket
+        self.objects = S3Objects(client, bucket)
         self.prefix = prefix.strip("/")
         self.refresh_after_seconds = float(refresh_after_seconds)
         self._root = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
@@ -62,26 +53,9 @@ class S3BlobStorage:
             return BlobRef("sha256:" + digest)
         return None
 
-    def _head(self, key: str) -> dict[str, Any] | None:
-        """The object's metadata, or None when it does not exist."""
-        with s3_errors("HeadObject", self.bucket, key):
-            try:
-                return self.client.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
-                    return None
-                raise
-
     def read(self, ref: BlobRef) -> bytes | None:
-        key = self.key(ref)
-        with s3_errors("GetObject", self.bucket, key):
-            try:
-                response = self.client.get_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
-                    return None
-                raise
-            return response["Body"].read()
+        stored = self.objects.get(self.key(ref))
+        return None if stored is None else stored.body
 
     def write(self, ref: BlobRef, envelope: bytes) -> bool:
         """Upload ``envelope`` unless the object exists (HEAD first: no body is sent twice).
@@ -92,10 +66,9 @@ class S3BlobStorage:
         decode to the same content, so the last upload winning is harmless.
         """
         key = self.key(ref)
-        head = self._head(key)
+        head = self.objects.head(key)
         if head is None:
-            with s3_errors("PutObject", self.bucket, key):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=envelope)
+            self.objects.put(key, envelope)
             return True
         if time.time() - head["LastModified"].timestamp() >= self.refresh_after_seconds:
             with s3_errors("CopyObject (refresh)", self.bucket, key):
@@ -109,41 +82,41 @@ class S3BlobStorage:
                 )
         return False
 
-    def exists(self, ref: BlobRef) -> bool:
-        return self._head(self.key(ref)) is not None
+    def write_many(self, envelopes: Sequence[tuple[BlobRef, bytes]]) -> list[bool]:
+        """:meth:`write` each ``(ref, envelope)`` on up to 8 threads: one commit's blobs in about one round trip."""
+        return self.objects.map(lambda item: self.write(*item), envelopes)
 
-    def delete(self, refs: Collection[BlobRef]) -> int:
+    def exists(self, ref: BlobRef) -> bool:
+        return self.objects.head(self.key(ref)) is not None
+
+    def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
         """Delete ``refs`` in ``DeleteObjects`` batches of at most 1,000 keys.
 
-        S3 deletes missing keys silently, so the existing ones are found with concurrent
-        HEAD requests first: the count is exact, at one HEAD per ref.
+        S3 deletes missing keys silently, so each batch is HEADed first (concurrently): the
+        count is exact, at one HEAD per ref. With ``older_than`` the HEAD also re-checks the
+        age just before the batch is deleted, and an object whose LastModified is later (a
+        commit reused it since the collector listed it) is kept. What remains is the time
+        between that HEAD and the ``DeleteObjects`` call (milliseconds): S3 has no delete
+        conditioned on LastModified for general-purpose buckets.
         """
         keys = sorted({self.key(ref) for ref in refs})
-        if not keys:
-            return 0
-        with ThreadPoolExecutor(EXISTENCE_CHECK_THREADS) as pool:
-            present = [key for key, head in zip(keys, pool.map(self._head, keys), strict=True) if head is not None]
-        for start in range(0, len(present), DELETE_BATCH):
-            batch = present[start : start + DELETE_BATCH]
-            with s3_errors("DeleteObjects", self.bucket, f"{self._root}* ({len(batch)} keys)"):
-                response = self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-                )
-            failed = response.get("Errors", [])
-            if failed:
-                first = failed[0]
-                raise BackendError(
-                    f"S3 DeleteObjects of s3://{self.bucket}/{first.get('Key')} failed: "
-                    f"{first.get('Code')}: {first.get('Message')} ({len(failed)} of {len(batch)} keys failed)"
-                )
-        return len(present)
+        deleted = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            heads = self.objects.map(self.objects.head, batch)
+            doomed = [
+                key
+                for key, head in zip(batch, heads, strict=True)
+                if head is not None and (older_than is None or head["LastModified"].timestamp() <= older_than)
+            ]
+            if doomed:
+                self.objects.delete(doomed)
+            deleted += len(doomed)
+        return deleted
 
     def list(self) -> Iterator[StoredBlob]:
         """Every blob under the prefix, with LastModified as ``stored_at``; other objects are skipped."""
-        paginator = self.client.get_paginator("list_objects_v2")
-        with s3_errors("ListObjectsV2", self.bucket, self._root):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root):
-                for obj in page.get("Contents", ()):
-                    ref = self._ref(obj["Key"])
-                    if ref is not None:
-                        yield StoredBlob(ref, obj["LastModified"].timestamp())
+        for listed in self.objects.list(self._root):
+            ref = self._ref(listed.key)
+            if ref is not None:
+                yield StoredBlob(ref, listed.last_modified)

@@ -96,6 +96,18 @@ class Database:
             finally:
                 self._depth, self._writing = 0, False
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it, so deleted rows leave no copy in ``-wal``.
+
+        Skipped inside a transaction. While another connection reads, SQLite checkpoints
+        what it can; the rest goes at a later checkpoint or when the last connection closes.
+        """
+        with self._lock:
+            if self._closed or self._depth:
+                return
+            with self.translating():
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def _rollback(self) -> None:
         try:
             if self._conn.in_transaction:
@@ -145,6 +157,7 @@ def open_database(
         with db.translating():
             _check(conn, path, kind, session_id)
             conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten with zeros, not left in free space
     except BaseException:
         db.close()
         raise

@@ -134,6 +134,10 @@ class SqliteSessionStorage:
         with self.db.transaction(write=write) as conn:
             yield SqliteTransaction(conn)
 
+    def scrub(self) -> None:
+        """After a vacuum or GC: no copy of a deleted row stays in the WAL (``secure_delete`` zeroed the pages)."""
+        self.db.checkpoint()
+
     def close(self) -> None:
         self.db.close()
 
@@ -165,11 +169,14 @@ class SqliteBlobStorage:
         with self.db.transaction(write=False) as conn:
             return conn.execute("SELECT 1 FROM blobs WHERE ref = ?", (ref,)).fetchone() is not None
 
-    def delete(self, refs: Collection[BlobRef]) -> int:
+    def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
+        age = "" if older_than is None else " AND stored_at <= ?"
+        tail = () if older_than is None else (older_than,)
         deleted = 0
         with self.db.transaction(write=True) as conn:
             for chunk in _chunks(refs):
-                deleted += conn.execute(f"DELETE FROM blobs WHERE ref IN ({_marks(chunk)})", chunk).rowcount
+                sql = f"DELETE FROM blobs WHERE ref IN ({_marks(chunk)}){age}"
+                deleted += conn.execute(sql, (*chunk, *tail)).rowcount
         return deleted
 
     def list(self) -> Iterator[StoredBlob]:

@@ -12,8 +12,9 @@ from lash_sqlite import SqliteBackend, sqlite_blob_store
 from lash.blobs import BlobProfile, BlobStore, seal
 from lash.model import BlobKind, BlobRef
 from lash.store import Backend, SessionStore
-from lash.testing import BackendTests
+from lash.testing import AsyncBackendTests, BackendTests
 from lash.testing.blob_store import BlobStoreTests
+from lash.testing.encryption import encrypt_if
 
 
 def tamper_blob_row(db_file: Path, ref: BlobRef) -> None:
@@ -27,17 +28,20 @@ def tamper_blob_row(db_file: Path, ref: BlobRef) -> None:
         conn.close()
 
 
-class TestSqliteBackend(BackendTests):
-    @pytest.fixture
-    def backend(self, tmp_path: Path) -> Iterator[SqliteBackend]:
-        backend = SqliteBackend(path=tmp_path / "sessions")
+class TestSqliteBackend(BackendTests, AsyncBackendTests):
+    @pytest.fixture(params=["plain", "encrypted"])
+    def backend(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteBackend]:
+        backend = encrypt_if(request.param == "encrypted", SqliteBackend(path=tmp_path / "sessions"))
         yield backend
         backend.close()
 
     def reopen(self, backend: Backend) -> Backend:
         assert isinstance(backend, SqliteBackend)
         backend.close()
-        return SqliteBackend(path=backend.path)
+        reopened = SqliteBackend(path=backend.path)
+        if backend.encryption is not None:
+            reopened.attach_encryption(backend.encryption)
+        return reopened
 
     def tamper_blob(self, backend: Backend, store: SessionStore, ref: BlobRef) -> None:
         assert isinstance(backend, SqliteBackend)

@@ -1,0 +1,213 @@
+"""Many agents in one event loop: lash.aio against the sync API with a thread per session.
+
+    python -m benchmarks.aio_concurrency                      # 100 sessions x 20 turns on SQLite
+    python -m benchmarks.aio_concurrency --sessions 20 --turns 5 --max-workers 4 8
+
+Every session commits the DESIGN §7 workload (``benchmarks.workload``): two messages, usage
+and ~8 KB of execution state per turn, a new ~64 KB tool catalogue and ~16 KB plugin
+snapshot every 10th turn. ``lash.aio`` runs all sessions as tasks of one event loop (for
+each ``--max-workers``); the baseline runs the same sessions through ``lash.open`` with one
+thread per session. Reported: throughput (commits/s), p50/p99 commit latency, and for the
+event loop a 1 ms ticker's worst lateness and the longest single callback (the target: no
+callback blocks the loop for more than 5 ms), in wall time and in the loop thread's own CPU
+time: wall time also counts waiting for the GIL and for a core, CPU time only the work done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lash
+import lash.aio
+from benchmarks.workload import Turn, turns
+from lash.session import SessionBase
+
+TICK = 0.001
+SLOW_CALLBACK = 0.005
+
+
+class Snapshots:
+    """The workload's plugin: each session's snapshot changes when its turn says so."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    @lash.hookimpl
+    def lash_snapshot_session(self, session: SessionBase) -> Any:
+        return self.state.get(session.session_id)
+
+
+def record(session: SessionBase, turn: Turn, plugin: Snapshots) -> None:
+    """Everything a turn hands to lash before its commit."""
+    session.append_message("user", turn.user)
+    session.append_message("assistant", turn.assistant)
+    session.record_usage("agent", "model", lash.TokenUsage(input_tokens=turn.usage[0], output_tokens=turn.usage[1]))
+    session.set_execution_state(turn.execution_state)
+    if turn.tools is not None:
+        session.tools.replace(turn.tools)
+        plugin.state[session.session_id] = turn.plugin_state
+
+
+@dataclass
+class Result:
+    """One mode's measurements."""
+
+    mode: str
+    wall: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    tick_lateness: list[float] = field(default_factory=list)
+    callbacks: list[float] = field(default_factory=list)
+    callback_cpu: list[float] = field(default_factory=list)
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+
+
+class CallbackTimer:
+    """Times every callback the event loop runs (wraps ``asyncio.Handle._run`` while active)."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        self._original: Callable[..., Any] | None = None
+
+    def __enter__(self) -> CallbackTimer:
+        original = self._original = asyncio.Handle._run
+        result = self.result
+
+        def timed(handle: asyncio.Handle) -> None:
+            start, cpu = time.perf_counter(), time.thread_time()
+            original(handle)
+            spent = time.perf_counter() - start
+            result.callbacks.append(spent)
+            result.callback_cpu.append(time.thread_time() - cpu)
+            if spent > SLOW_CALLBACK:
+                result.slowest.append((spent, repr(handle)[:160]))
+
+        asyncio.Handle._run = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.Handle._run = self._original  # type: ignore[method-assign]
+
+
+async def ticker(result: Result, stop: asyncio.Event) -> None:
+    """Sleep 1 ms at a time and record how late each wake-up is."""
+    while not stop.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(TICK)
+        result.tick_lateness.append(time.perf_counter() - start - TICK)
+
+
+async def run_async(root: Path, sessions: int, workload: Sequence[Turn], max_workers: int) -> Result:
+    result = Result(f"lash.aio, one loop, {max_workers} workers")
+    plugin = Snapshots()
+    config = {"store": {"backend": "sqlite", "options": {"path": str(root / f"aio-{max_workers}")}}}
+    async with lash.aio.open(config, plugins=[plugin], max_workers=max_workers) as handle:
+        opened = await asyncio.gather(*(handle.session(f"agent-{i}") for i in range(sessions)))
+
+        async def agent(session: lash.aio.Session) -> None:
+            for turn in workload:
+                record(session, turn, plugin)
+                start = time.perf_counter()
+                await session.commit()
+                result.latencies.append(time.perf_counter() - start)
+
+        stop = asyncio.Event()
+        with CallbackTimer(result):
+            tick = asyncio.create_task(ticker(result, stop))
+            start = time.perf_counter()
+            await asyncio.gather(*(agent(session) for session in opened))
+            result.wall = time.perf_counter() - start
+            stop.set()
+            await tick
+    return result
+
+
+def run_threads(root: Path, sessions: int, workload: Sequence[Turn]) -> Result:
+    result = Result("sync lash, thread per session")
+    plugin = Snapshots()
+    config = {"store": {"backend": "sqlite", "options": {"path": str(root / "threads")}}}
+    with lash.open(config, plugins=[plugin]) as handle:
+        opened = [handle.session(f"agent-{i}") for i in range(sessions)]
+        ready = threading.Barrier(sessions + 1)
+        lock = threading.Lock()
+
+        def agent(session: lash.Session) -> None:
+            mine = []
+            ready.wait()
+            for turn in workload:
+                record(session, turn, plugin)
+                start = time.perf_counter()
+                session.commit()
+                mine.append(time.perf_counter() - start)
+            with lock:
+                result.latencies.extend(mine)
+
+        threads = [threading.Thread(target=agent, args=(session,)) for session in opened]
+        for thread in threads:
+            thread.start()
+        ready.wait()
+        start = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        result.wall = time.perf_counter() - start
+    return result
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def table(results: Sequence[Result]) -> str:
+    header = (
+        f"{'mode':<34} {'commits':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'tick late max ms':>16} {'tick late p99 ms':>16} {'longest callback ms':>19} {'callbacks > 5 ms':>16} "
+        f"{'its CPU ms':>10} {'callbacks > 5 ms CPU':>20}"
+    )
+    lines = [header, "─" * len(header)]
+    for r in results:
+        loop = (
+            f"{max(r.tick_lateness) * 1e3:>16.2f} {percentile(r.tick_lateness, 99) * 1e3:>16.2f} "
+            f"{max(r.callbacks) * 1e3:>19.2f} {sum(c > SLOW_CALLBACK for c in r.callbacks):>16} "
+            f"{max(r.callback_cpu) * 1e3:>10.2f} {sum(c > SLOW_CALLBACK for c in r.callback_cpu):>20}"
+            if r.callbacks
+            else f"{'-':>16} {'-':>16} {'-':>19} {'-':>16} {'-':>10} {'-':>20}"
+        )
+        lines.append(
+            f"{r.mode:<34} {len(r.latencies):>7} {len(r.latencies) / r.wall:>10.1f} "
+            f"{percentile(r.latencies, 50) * 1e3:>8.2f} {percentile(r.latencies, 99) * 1e3:>8.2f} {loop}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--max-workers", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--show-slow", action="store_true", help="list the callbacks that took longer than 5 ms")
+    args = parser.parse_args(argv)
+    workload = list(turns(args.turns))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lash-aio-bench-") as tmp:
+        root = Path(tmp)
+        for workers in args.max_workers:
+            results.append(asyncio.run(run_async(root, args.sessions, workload, workers)))
+        results.append(run_threads(root, args.sessions, workload))
+    print(f"{args.sessions} sessions x {args.turns} turns of the DESIGN §7 workload on lash-sqlite\n")
+    print(table(results))
+    if args.show_slow:
+        for r in results:
+            for spent, what in sorted(r.slowest, reverse=True)[:10]:
+                print(f"{r.mode}: {spent * 1e3:.1f} ms {what}")
+
+
+if __name__ == "__main__":
+    main()
