@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lash
+from benchmarks.postgres_server import fresh_schema, run_dsn, schema_bytes
 from benchmarks.workload import Turn
 from lash import codec
 from lash.graph import new_node_id
@@ -223,6 +224,77 @@ class LangGraphSqlite:
         assert latest is not None and latest.checkpoint["channel_values"]["messages"]
 
 
+class LangGraphLashSaver(LangGraphSqlite):
+    """lash-langgraph's ``LashSaver`` on lash-sqlite: :class:`LangGraphSqlite`'s checkpoints (its ``turn``) in lash."""
+
+    def __init__(self, directory: Path) -> None:
+        from lash_langgraph import LashSaver
+
+        self.lash_config = {"store": {"backend": "sqlite", "options": {"path": str(directory)}}}
+        self.saver = LashSaver.from_config(self.lash_config)  # type: ignore[assignment]
+        self.config = {"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}}
+        self.values = {"messages": []}
+        self.versions = {}
+
+    def close(self) -> None:
+        self.saver.close()
+
+    def resume(self) -> None:
+        from lash_langgraph import LashSaver
+
+        with LashSaver.from_config(self.lash_config) as saver:
+            latest = saver.get_tuple({"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}})
+        assert latest is not None and latest.checkpoint["channel_values"]["messages"]
+
+
+class LashPostgres(LashSystem):
+    """lash on backend ``postgres``, in a fresh schema of this run's database."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dsn, self.schema = run_dsn(), fresh_schema()
+        super().__init__({"backend": "postgres", "options": {"dsn": self.dsn, "schema": self.schema}})
+
+    def disk_bytes(self) -> int:
+        return schema_bytes(self.dsn, self.schema)
+
+
+class LangGraphPostgres(LangGraphSqlite):
+    """LangGraph's ``PostgresSaver``: :class:`LangGraphSqlite`'s checkpoints (its ``turn``), in PostgreSQL.
+
+    One connection as ``PostgresSaver.from_conn_string`` opens it, its tables in a fresh schema
+    of this run's database.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        self.dsn, self.schema = run_dsn(), fresh_schema()
+        conn = self._connect()
+        conn.execute(f"CREATE SCHEMA {self.schema}")
+        self.saver = PostgresSaver(conn)  # type: ignore[assignment]
+        self.saver.setup()
+        self.config = {"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}}
+        self.values = {"messages": []}
+        self.versions = {}
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        options = f"-c search_path={self.schema}"  # a generated name: bench_ and hex digits
+        return psycopg.connect(self.dsn, autocommit=True, prepare_threshold=0, row_factory=dict_row, options=options)
+
+    def resume(self) -> None:
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with self._connect() as conn:
+            latest = PostgresSaver(conn).get_tuple({"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}})
+        assert latest is not None and latest.checkpoint["channel_values"]["messages"]
+
+    def disk_bytes(self) -> int:
+        return schema_bytes(self.dsn, self.schema)
+
+
 def _agents_session_class() -> type:
     from agents import SQLiteSession
 
@@ -269,9 +341,15 @@ SYSTEMS: dict[str, Callable[[Path], System]] = {
     "lash-sqlite-compact": lash_sqlite("compact"),
     "lash-memory": lash_memory,
     "langgraph-sqlite": LangGraphSqlite,
+    "langgraph-lashsaver": LangGraphLashSaver,
     "agents-sqlite": AgentsSqlite,
+    "lash-postgres": LashPostgres,
+    "langgraph-postgres": LangGraphPostgres,
 }
 """Every system by name; the first is the floor every ratio is taken against."""
+
+POSTGRES_SYSTEMS = frozenset({"lash-postgres", "langgraph-postgres"})
+"""The systems that need a PostgreSQL server (see :mod:`benchmarks.postgres_server`)."""
 
 NOTES: dict[str, str] = {
     "floor": "the same node bytes lash stores plus execution state and changed snapshots as raw rows, "
@@ -283,6 +361,18 @@ NOTES: dict[str, str] = {
     "lash-memory": "lash-memory: the same commit path with nothing durable (no bytes on disk)",
     "langgraph-sqlite": "LangGraph `SqliteSaver.put`: one checkpoint row per turn holding every channel "
     "(the whole message list, tools, plugin and execution state); no usage ledger, no dedup",
+    "langgraph-lashsaver": "lash-langgraph `LashSaver.put` on lash-sqlite: the checkpoints of "
+    "langgraph-sqlite, each one lash node (one commit, revision compare-and-swap) holding the channels it "
+    "changed, so the whole message list every turn and unchanged tools/plugin state not at all; no usage "
+    "ledger; resume opens the thread's session (every checkpoint node) and reads the newest",
     "agents-sqlite": "OpenAI Agents SDK `SQLiteSession.add_items`: the two messages only; no tool "
     "catalogue, plugin or execution state, no usage, no branches",
+    "lash-postgres": "lash-postgres (`balanced`), its own schema on a local PostgreSQL server over TCP "
+    "(127.0.0.1); what lash-sqlite stores, plus a session row lock per commit. Durability: `fsync` and "
+    "`synchronous_commit` on (PostgreSQL's defaults; the throwaway server is started with them), so each "
+    "commit waits for a WAL flush, which SQLite with `synchronous=NORMAL` does not; disk is the schema's "
+    "tables, indexes and TOAST; peak RSS is the client process only",
+    "langgraph-postgres": "LangGraph `PostgresSaver.put` on the same server, durability and workload as "
+    "lash-postgres: the checkpoints of langgraph-sqlite, each changed channel stored whole per version "
+    "(the message list too), on one connection as `PostgresSaver.from_conn_string` opens it",
 }

@@ -30,9 +30,14 @@ class BlobProfile(enum.StrEnum):
     LOW_LATENCY = "low_latency"
     """Never compress."""
     BALANCED = "balanced"
-    """Compress blobs hinted ``compressible`` of at least 4 KiB (the default)."""
+    """Compress blobs hinted ``compressible`` of at least 4 KiB, at zlib's fastest level (the default)."""
     COMPACT = "compact"
-    """Compress every blob of at least 1 KiB."""
+    """Compress every blob of at least 1 KiB, at zlib's default level (smaller, slower)."""
+
+
+ZLIB_LEVELS: dict[BlobProfile, int] = {BlobProfile.BALANCED: 1, BlobProfile.COMPACT: 6}
+"""zlib level per profile. Level 1 compresses an agent's ~8 KiB execution state twice as fast
+as level 6 (the price of every commit) for about 4% more bytes; ``compact`` pays for the rest."""
 
 
 def should_compress(profile: BlobProfile, size: int, hints: Collection[str]) -> bool:
@@ -49,7 +54,7 @@ def seal(content: bytes, kind: str, hints: Collection[str], profile: BlobProfile
     compression = "none"
     body = content
     if should_compress(profile, len(content), hints):
-        packed = zlib.compress(content, 6)
+        packed = zlib.compress(content, ZLIB_LEVELS[profile])
         if len(packed) < len(content):
             compression, body = "zlib", packed
     envelope = {

@@ -77,6 +77,34 @@ for _plain in (Node, ToolState, PluginSnapshot):
     _register_plain_record(_plain)
 
 
+def _register_fast_node_structure() -> None:
+    """Structure well-formed nodes directly, and anything else through cattrs' checks.
+
+    A resume decodes every node of the path; cattrs' generated hook costs several times
+    more than checking the five fields here. Data that is not exactly a well-typed node
+    record takes cattrs' path, so damaged data gets the same detailed error as before.
+    """
+    checked = converter.get_structure_hook(Node)
+    keys = {field.name for field in attrs.fields(Node)}
+
+    def structure(value: Any, cls: type) -> Node:
+        if (
+            type(value) is dict
+            and value.keys() == keys
+            and type(value["node_id"]) is str
+            and type(value["kind"]) is str
+            and (value["parent_id"] is None or type(value["parent_id"]) is str)
+            and type(value["created_at"]) is float
+        ):
+            return Node(value["node_id"], value["parent_id"], value["kind"], value["body"], value["created_at"])
+        return checked(value, cls)
+
+    converter.register_structure_hook(Node, structure)
+
+
+_register_fast_node_structure()
+
+
 def pack(value: Any) -> bytes:
     """msgpack-encode a plain value, raising a lash error for what msgpack cannot hold."""
     try:

@@ -125,6 +125,18 @@ class SessionGraph:
                 intact[nid] = result
         return intact
 
+    def _reaches_root(self, node_id: str) -> bool:
+        """Whether every ancestor of ``node_id`` (and it) is present, without a cycle."""
+        seen: set[str] = set()
+        current: str | None = node_id
+        while current is not None:
+            node = self.nodes.get(current)
+            if node is None or current in seen:
+                return False
+            seen.add(current)
+            current = node.parent_id
+        return True
+
     def heal_orphaned_leaf(self) -> bool:
         """If the leaf is missing or its chain is broken, move it to the newest intact node.
 
@@ -132,6 +144,8 @@ class SessionGraph:
         """
         if self.leaf_node_id is None and not self.nodes:
             return False
+        if self.leaf_node_id is not None and self._reaches_root(self.leaf_node_id):
+            return False  # the usual case, checked along the leaf's path only
         intact = self._chain_intact()
         if self.leaf_node_id is not None and intact.get(self.leaf_node_id, False):
             return False

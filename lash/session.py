@@ -131,7 +131,7 @@ class ToolRegistry:
 
     def register(self, spec: Mapping[str, Any]) -> None:
         """Offer a tool (replaces a tool of the same name)."""
-        spec = _tool_spec(spec)
+        (spec,) = _tool_specs([spec])
         self._own[spec["name"]] = spec
         self._refresh()
 
@@ -142,13 +142,15 @@ class ToolRegistry:
 
     def replace(self, specs: Iterable[Mapping[str, Any]]) -> None:
         """Replace every application tool."""
-        self._own = {s["name"]: s for s in map(_tool_spec, specs)}
+        self._own = {s["name"]: s for s in _tool_specs(specs)}
         self._refresh()
 
     def set_plugin_tools(self, specs: Iterable[Mapping[str, Any]]) -> None:
         """The tools plugins contribute now (called on open and before each commit)."""
-        self._from_plugins = {s["name"]: s for s in map(_tool_spec, specs)}
-        self._refresh()
+        from_plugins = {s["name"]: s for s in _tool_specs(specs)}
+        if from_plugins != self._from_plugins:  # every commit asks; re-sorting an unchanged catalogue is waste
+            self._from_plugins = from_plugins
+            self._refresh()
 
     def _refresh(self) -> None:
         combined = {**self._from_plugins, **self._own}
@@ -162,14 +164,26 @@ class ToolRegistry:
         return ToolState(self.generation, self._tools, self._plugin_names)
 
 
-def _tool_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A detached, storable copy of ``spec`` (as it will read back after a resume)."""
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"]:
-        raise LashError(f"a tool spec must be a dict with a non-empty 'name', got {spec!r:.80}")
+def _tool_specs(specs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Detached, storable copies of ``specs`` (as they will read back after a resume).
+
+    Copied in one msgpack round trip for the whole catalogue (a 64 KiB catalogue in a
+    fraction of the time spec by spec); a spec that cannot be stored is then named.
+    """
+    plain = []
+    for spec in specs:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"]:
+            raise LashError(f"a tool spec must be a dict with a non-empty 'name', got {spec!r:.80}")
+        plain.append(dict(spec))
     try:
-        return codec.unpack(codec.pack(dict(spec)), "tool spec")
-    except SerializationError as exc:
-        raise SerializationError(f"tool {spec['name']!r} cannot be stored: {exc}") from exc
+        return codec.unpack(codec.pack(plain), "tool specs")
+    except SerializationError:
+        for spec in plain:
+            try:
+                codec.pack(spec)
+            except SerializationError as exc:
+                raise SerializationError(f"tool {spec['name']!r} cannot be stored: {exc}") from exc
+        raise
 
 
 # --- the sans-I/O session logic ---------------------------------------------------------

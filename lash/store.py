@@ -31,6 +31,7 @@ from lash.errors import (
     HeadRevisionConflict,
     InvalidGraphError,
     InvalidSessionId,
+    LashError,
     SchemaVersionError,
     SessionBindingMismatch,
     SessionClosedError,
@@ -413,6 +414,8 @@ class StandardSessionStore:
         self.blobs = blobs
         self._shared_gc = shared_gc
         self._closed = False
+        self._last_head: tuple[bytes, StoredHead] | None = None
+        """The head record last read or written, with its bytes: a commit re-reads the head it wrote."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.session_id!r}>"
@@ -428,7 +431,12 @@ class StandardSessionStore:
         raw = txn.read_head()
         if raw is None:
             return None
-        stored = codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
+        last = self._last_head
+        if last is not None and last[0] == raw:  # the same bytes decode to the same record
+            stored = last[1]
+        else:
+            stored = codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
+            self._last_head = (raw, stored)
         if stored.deleted_at is not None and not deleted_ok:
             raise SessionDeletedError(self.session_id)
         return stored
@@ -440,11 +448,14 @@ class StandardSessionStore:
 
     def _path_nodes(self, raws: Sequence[bytes], leaf_id: str) -> list[Node]:
         """Decode :meth:`StorageTransaction.read_path` records (leaf first), naming each by the id asked for."""
-        nodes: list[Node] = []
-        expected: str | None = leaf_id
-        for raw in raws:
-            nodes.append(self._node(raw, expected))
-            expected = nodes[-1].parent_id
+        try:  # the label naming a damaged node is only worth building when one is
+            nodes = [codec.decode(raw, Node) for raw in raws]
+        except LashError:  # decode again, naming the culprit
+            nodes = []
+            expected: str | None = leaf_id
+            for raw in raws:
+                nodes.append(self._node(raw, expected))
+                expected = nodes[-1].parent_id
         return nodes
 
     def _all_nodes(self, raws: Iterable[bytes]) -> list[Node]:
@@ -564,7 +575,7 @@ class StandardSessionStore:
             actual = stored.head.revision if stored else None
             if commit.expected_head_revision != actual:
                 raise HeadRevisionConflict(commit.expected_head_revision, actual)
-            summary = self._apply_graph(txn, commit.graph, encoded, stored.summary if stored else None)
+            summary = self._apply_graph(txn, commit.graph, encoded, stored)
             _merge_ledger(txn, commit.usage_deltas, self._ledger_label)
             manifest, checkpoint_ref = self._write_snapshots(
                 commit.checkpoint, stored.head.manifest if stored else None
@@ -580,7 +591,10 @@ class StandardSessionStore:
                 current_agent_frame_id=commit.current_agent_frame_id,
                 committed_at=time.time(),
             )
-            txn.write_head(revision, codec.encode(StoredHead(head, summary)))
+            new_head = StoredHead(head, summary)
+            data = codec.encode(new_head)
+            txn.write_head(revision, data)
+        self._last_head = (data, new_head)
         return CommitResult(revision, checkpoint_ref, manifest)
 
     def _apply_graph(
@@ -588,9 +602,9 @@ class StandardSessionStore:
         txn: StorageTransaction,
         delta: Unchanged | Append | ReplaceFull,
         encoded: list[StoredNode],
-        summary: SessionSummary | None,
+        stored: StoredHead | None,
     ) -> SessionSummary:
-        summary = summary or SessionSummary()
+        summary = stored.summary if stored else SessionSummary()
         if isinstance(delta, ReplaceFull):
             leaf = delta.graph.leaf_node_id
             if leaf is not None and leaf not in delta.graph.nodes:
@@ -615,6 +629,8 @@ class StandardSessionStore:
         leaf = _delta_leaf(delta)
         if leaf is not None and leaf not in seen:
             needed.add(leaf)
+        if stored is not None and stored.head.leaf_node_id is not None:
+            needed.discard(stored.head.leaf_node_id)  # visible for sure: tombstone_nodes refuses the head's path
         if needed:  # a re-sent node that is tombstoned stays hidden: it can be neither a parent nor the leaf
             missing = needed - txn.read_nodes(needed).keys()
             if missing:
@@ -633,7 +649,7 @@ class StandardSessionStore:
         (concurrent requests on S3: about one round trip instead of one per blob).
         """
         prev = previous or Checkpoint()
-        writes: list[BlobWrite] = []
+        writes: list[tuple[BlobWrite, BlobRef]] = []
         ref_for = content_ref(self.blobs)
         tools, plugins = checkpoint.tool_state, checkpoint.plugin_snapshot
         tool_gen = tools.generation if tools is not None else None
@@ -660,16 +676,15 @@ class StandardSessionStore:
             tool_state_generation=tool_gen,
         )
         checkpoint_ref = _stage(writes, ref_for, codec.encode(manifest), BlobKind.CHECKPOINT_MANIFEST, hints=())
-        expected = [ref_for(w.data) for w in writes]
-        stored = put_all(self.blobs, writes)
-        for want, got in zip(expected, stored, strict=True):
+        stored = put_all(self.blobs, [write for write, _ in writes])
+        for (_, want), got in zip(writes, stored, strict=True):
             if want != got:
                 raise BlobIntegrityError(want, f"the blob store returned ref {got} for this content")
         return manifest, checkpoint_ref
 
     def _snapshot_ref(
         self,
-        writes: list[BlobWrite],
+        writes: list[tuple[BlobWrite, BlobRef]],
         ref_for: Callable[[bytes], BlobRef],
         record: object,
         version: int | None,
@@ -778,15 +793,17 @@ def stored_blobs(blobs: BlobStore) -> Iterator[StoredBlob]:
 
 
 def _stage(
-    writes: list[BlobWrite],
+    writes: list[tuple[BlobWrite, BlobRef]],
     ref_for: Callable[[bytes], BlobRef],
     data: bytes,
     kind: str,
     hints: tuple[str, ...] = (BlobHint.COMPRESSIBLE,),
 ) -> BlobRef:
     """Queue ``data`` for :func:`put_all` and return the ref it will be stored under."""
-    writes.append(BlobWrite(bytes(data), kind, hints))
-    return ref_for(writes[-1].data)
+    write = BlobWrite(bytes(data), kind, hints)
+    ref = ref_for(write.data)  # hashed once: the manifest names it, and put_all's answer is checked against it
+    writes.append((write, ref))
+    return ref
 
 
 def _delta_leaf(delta: Unchanged | Append | ReplaceFull) -> str | None:

@@ -9,6 +9,7 @@ registry is patched.
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import textwrap
 import uuid
@@ -87,6 +88,19 @@ def test_entry_point_plugin_backend_is_discovered_and_usable(install: Install) -
         assert session.commit().head_revision == 1
         session.close()
         assert handle.session("s").messages() == [{"role": "user", "content": "stored by a third-party backend"}]
+
+
+def test_plugins_installed_or_removed_after_an_open_are_seen_by_the_next_open(install: Install, tmp_path: Path) -> None:
+    memory = {"store": {"backend": "memory"}}
+    with lash.open(memory) as handle:  # discovery is remembered between opens ...
+        assert "later" not in handle.plugin_manager.backends
+    module = install("later", BACKEND_PLUGIN.format(backend="later"))
+    with lash.open(memory) as handle:  # ... until an install changes what is installed
+        assert handle.plugin_manager.backends.get("later").plugin == "later"
+    shutil.rmtree(tmp_path / "site-packages" / f"{module}-0.1.dist-info")  # what pip uninstall removes
+    importlib.invalidate_caches()
+    with lash.open(memory) as handle:
+        assert "later" not in handle.plugin_manager.backends
 
 
 def test_plugin_that_fails_to_import_names_its_entry_point(install: Install) -> None:

@@ -5,8 +5,9 @@ sessions on the configured backend; see the README for how checkpoints map onto 
 """
 
 from lash_langgraph.mapping import NAMESPACE_PREFIX, THREAD_PREFIX, Address
+from lash_langgraph.operations import ThreadExistsError, UnsupportedPruneStrategy
 from lash_langgraph.records import FORMAT_VERSION
-from lash_langgraph.saver import LashSaver, ThreadExistsError, UnsupportedPruneStrategy
+from lash_langgraph.saver import LashSaver
 
 __all__ = [
     "FORMAT_VERSION",

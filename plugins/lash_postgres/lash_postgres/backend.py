@@ -10,7 +10,7 @@ from psycopg import sql
 from lash import codec
 from lash.blobs import BlobProfile, EnvelopeBlobStore
 from lash.errors import ConfigError
-from lash.model import Head, SessionInfo, SessionMeta
+from lash.model import GcReport, Head, SessionInfo, SessionMeta
 from lash.store import SessionSummary, StorageBackend, StoredHead, session_info
 from lash_postgres.database import Database
 from lash_postgres.errors import ConnectionTarget, translating
@@ -131,6 +131,17 @@ class PostgresBackend(StorageBackend):
 
     def _close(self) -> None:
         self.db.close()
+
+    def gc(self) -> GcReport:
+        """Collect unreferenced blobs, then refresh planner statistics.
+
+        ``pg_statistic`` keeps samples of deleted sessions' values until the next ANALYZE;
+        GC follows every deletion and retention run, so it refreshes them (ANALYZE samples at
+        most 30,000 rows per table and does not block writers).
+        """
+        report = super().gc()
+        self.db.run(lambda conn: conn.execute(self.sql.analyze), action="refreshing planner statistics")
+        return report
 
     # -- one query instead of one per session -----------------------------------------------
 

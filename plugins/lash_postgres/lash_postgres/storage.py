@@ -31,6 +31,9 @@ class Statements:
 
     def __init__(self, quoted_schema: str) -> None:
         s = quoted_schema
+        # Planner statistics sample column values: refreshed after GC, so that a deleted
+        # session's values leave pg_statistic too.
+        self.analyze = f"ANALYZE {s}.sessions, {s}.heads, {s}.nodes, {s}.ledger, {s}.meta, {s}.blobs"
         self.create_session = f"INSERT INTO {s}.sessions (session_id) VALUES (%s) ON CONFLICT DO NOTHING"
         self.session_exists = f"SELECT 1 FROM {s}.sessions WHERE session_id = %s"
         self.delete_session = f"DELETE FROM {s}.sessions WHERE session_id = %s RETURNING 1"
@@ -54,8 +57,14 @@ class Statements:
         self.move_head = (
             f"UPDATE {s}.heads SET revision = %s, data = %s WHERE session_id = %s AND revision = %s RETURNING revision"
         )
-        self.read_nodes = f"SELECT node_id, data FROM {s}.nodes WHERE session_id = %s AND node_id = ANY(%s)"
-        self.read_visible_nodes = self.read_nodes + " AND NOT tombstoned"
+        # One primary-key probe per wanted id, whatever the plan: with `node_id = ANY(%s)`, a generic
+        # plan cached while the session was small scanned all its nodes on every commit.
+        lookup = (
+            "SELECT n.node_id, n.data FROM unnest(%(ids)s::text[]) AS wanted (node_id) CROSS JOIN LATERAL"
+            f" (SELECT node_id, data FROM {s}.nodes WHERE session_id = %(session)s AND node_id = wanted.node_id"
+        )
+        self.read_nodes = lookup + " LIMIT 1) AS n"
+        self.read_visible_nodes = lookup + " AND NOT tombstoned LIMIT 1) AS n"
         self.read_all_nodes = f"SELECT data FROM {s}.nodes WHERE session_id = %s AND NOT tombstoned ORDER BY seq"
         # The walk is bounded by the session's node count, so a corrupt cycle cannot loop forever
         # (a CYCLE clause would copy the visited path at every step: quadratic in the depth).
@@ -157,7 +166,7 @@ class PostgresTransaction:
 
     def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
         statement = self._sql.read_nodes if include_tombstoned else self._sql.read_visible_nodes
-        return dict(self._rows(statement, (self._session, list(node_ids))))
+        return dict(self._rows(statement, {"session": self._session, "ids": list(node_ids)}))
 
     def read_all_nodes(self) -> list[bytes]:
         return [row[0] for row in self._rows(self._sql.read_all_nodes, (self._session,))]

@@ -4,9 +4,10 @@
 commit ``commits`` messages round-robin over ``sessions`` sessions, refreshing and retrying on
 :class:`lash.HeadRevisionConflict`.
 
-:func:`survive`: commit ``commits`` messages while the server may restart; after a
-:class:`lash.BackendError` (the outcome of that commit is unknown), resume the session as
-committed and append the message again only if it is missing.
+:func:`survive`: commit messages to a session of its own until told to stop, while the
+server may restart, counting them in ``progress[index]``; after a :class:`lash.BackendError`
+(the outcome of that commit is unknown), resume the session as committed and append the
+message again only if it is missing.
 
 Both return a summary; any other exception fails the process.
 """
@@ -14,8 +15,14 @@ Both return a summary; any other exception fails the process.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableSequence
+from typing import Protocol
 
 import lash
+
+
+class Flag(Protocol):
+    def is_set(self) -> bool: ...
 
 
 def contend(config: dict, name: str, commits: int, sessions: int, start_at: float) -> dict:
@@ -42,23 +49,19 @@ def _contains(session: lash.Session, text: str) -> bool:
     return any(node.body.get("content") == text for node in session.graph.nodes.values() if node.kind == "message")
 
 
-def survive(config: dict, name: str, commits: int, session_id: str) -> dict:
+def survive(config: dict, name: str, session_id: str, progress: MutableSequence[int], index: int, stop: Flag) -> dict:
     errors: list[str] = []
-    conflicts = 0
+    commits = 0
     with lash.open(config) as handle:
         session = handle.session(session_id)
-        for i in range(commits):
-            text = f"{name}:{i}"
+        while not stop.is_set():
+            text = f"{name}:{commits}"
             session.append_message("user", text)
             while True:
                 try:
-                    try:
-                        session.commit()
-                        break
-                    except lash.HeadRevisionConflict:
-                        conflicts += 1
-                        session.refresh()
-                except lash.BackendError as exc:  # a commit or a refresh cut off by the restart
+                    session.commit()
+                    break
+                except lash.BackendError as exc:  # a commit cut off by the restart
                     errors.append(str(exc))
                     time.sleep(0.2)
                     session.close()  # its uncommitted state is unknown: start again from what is stored
@@ -66,7 +69,9 @@ def survive(config: dict, name: str, commits: int, session_id: str) -> dict:
                     if _contains(session, text):  # the commit landed; only its acknowledgement was lost
                         break
                     session.append_message("user", text)
-    return {"name": name, "errors": errors, "conflicts": conflicts}
+            commits += 1
+            progress[index] = commits
+    return {"name": name, "errors": errors, "commits": commits}
 
 
 def _resume(handle: lash.Lash, session_id: str) -> lash.Session:

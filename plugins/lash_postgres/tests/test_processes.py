@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,7 +41,7 @@ def _finish(hosts: list[multiprocessing.Process], results: multiprocessing.Queue
         host.join(30)
     failed = [s["failed"] for s in summaries if "failed" in s]
     assert not failed, failed
-    assert all(host.exitcode == 0 for host in hosts)
+    assert [host.exitcode for host in hosts] == [0] * len(hosts)
     return summaries
 
 
@@ -86,37 +85,55 @@ def test_eight_hosts_appending_to_four_sessions_lose_and_duplicate_nothing(
     assert sum(rows.values()) == len(commits) and set(rows.values()) == {1}
 
 
+def _wait_for(condition: Callable[[], bool], what: str, hosts: list[multiprocessing.Process]) -> None:
+    """Until ``condition()``; a host that ended meanwhile has failed (the caller's ``_finish`` says why)."""
+    deadline = time.monotonic() + 180  # as long as _finish waits: a loaded machine is slow, not broken
+    while not condition():
+        if not all(host.is_alive() for host in hosts):
+            return
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
 def test_server_restart_mid_run_loses_no_committed_data(
     config: dict[str, Any], store_options: dict[str, Any], postgres_server: PostgresServer
 ) -> None:
-    PostgresBackend(**store_options).close()  # the schema exists before the progress poll reads it
-    commits = 25
-    hosts = _start(survive, [(_host_config(config), f"host{i}", commits, f"restart-{i % 2}") for i in range(4)])
-    heads = sql.SQL("SELECT coalesce(sum(revision), 0) FROM {}.heads").format(sql.Identifier(store_options["schema"]))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # restart once the hosts are well into their run
-        with postgres_server.connect() as conn:
-            if conn.execute(heads).fetchone()[0] >= 15:
-                break
-        time.sleep(0.05)
-    assert all(host.is_alive() for host in hosts[0]), "the hosts finished before the restart; nothing was tested"
-    restarted = threading.Thread(target=postgres_server.restart)
-    restarted.start()
-    results = _finish(*hosts)
-    restarted.join()
+    # Each host commits to its own session until stopped (hosts sharing sessions are tested above;
+    # here a fast host could starve a slow one). The restart comes once every host has committed,
+    # so each is past opening its session and mid-run, and the run goes on until each has committed
+    # again after it: every host lives through the restart, however fast or slow the machine.
+    hosts_count, before, after = 4, 3, 3
+    progress = FORK.Array("i", hosts_count, lock=False)
+    stop = FORK.Event()
+    args = [(_host_config(config), f"host{i}", f"restart-{i}", progress, i, stop) for i in range(hosts_count)]
+    processes, queue = _start(survive, args)
+    try:
+        _wait_for(lambda: min(progress) >= before, f"every host committed {before} messages", processes)
+        postgres_server.restart()
+        restarted_at = list(progress)
+        _wait_for(
+            lambda: all(p >= r + after for p, r in zip(progress, restarted_at, strict=True)),
+            f"every host committed {after} more messages after the restart",
+            processes,
+        )
+    finally:
+        stop.set()
+    results = _finish(processes, queue)
+    assert all(r["commits"] >= before + after for r in results), "a host did not live through the restart"
 
     errors = [e for r in results for e in r["errors"]]
     assert all("PostgreSQL at postgresql://" in e for e in errors), errors
+    committed = {r["name"]: r["commits"] for r in results}
     backend = PostgresBackend(**store_options)
     try:
-        for session_id, hosts in (("restart-0", (0, 2)), ("restart-1", (1, 3))):
-            store = backend.open_session(session_id, create=False)
+        for host in range(hosts_count):
+            store = backend.open_session(f"restart-{host}", create=False)
             assert store is not None
             read = store.load_session(FullGraph())
             store.close()
             assert read is not None
             texts = Counter(node.body["content"] for node in read.graph.nodes.values())
-            expected = {f"host{h}:{i}" for h in hosts for i in range(commits)}
+            expected = {f"host{host}:{i}" for i in range(committed[f"host{host}"])}
             assert set(texts) == expected and set(texts.values()) == {1}
             assert read.head_revision >= len(expected)  # a commit retried after its lost ack may add one
             assert len(read.graph.active_path()) == len(expected)

@@ -189,7 +189,10 @@ def _create(path: Path, kind: str, session_id: str | None) -> None:
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            # No journal and no syncs while building: a file that fails half-way is never linked.
+            # One fsync below makes the finished file durable before it gets its real name.
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN IMMEDIATE")
             for statement in DDL[kind].split(";"):
                 if statement.strip():
@@ -197,8 +200,10 @@ def _create(path: Path, kind: str, session_id: str | None) -> None:
             conn.execute("INSERT INTO lash_identity (id, kind, session_id) VALUES (1, ?, ?)", (kind, session_id))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")  # stored in the file: every connection uses WAL
         finally:
-            conn.close()  # checkpoints the WAL into the file
+            conn.close()
+        _fsync(tmp)
         with contextlib.suppress(FileExistsError):  # created concurrently by another process: use theirs
             os.link(tmp, path)
     except sqlite3.Error as exc:
@@ -208,3 +213,11 @@ def _create(path: Path, kind: str, session_id: str | None) -> None:
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)  # Windows flushes only handles opened for writing
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

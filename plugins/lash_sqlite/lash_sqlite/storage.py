@@ -158,12 +158,29 @@ class SqliteBlobStorage:
         return None if row is None else row[0]
 
     def write(self, ref: BlobRef, envelope: bytes) -> bool:
+        return self.write_many([(ref, envelope)])[0]
+
+    def write_many(self, envelopes: Sequence[tuple[BlobRef, bytes]]) -> list[bool]:
+        """:meth:`write` each, in one statement when all are new (a commit's execution state and manifest)."""
         now = time.time()
         with self.db.transaction(write=True) as conn:
-            if conn.execute("UPDATE blobs SET stored_at = ? WHERE ref = ?", (now, ref)).rowcount:
-                return False
-            conn.execute("INSERT INTO blobs (ref, envelope, stored_at) VALUES (?, ?, ?)", (ref, envelope, now))
-            return True
+            insert = "INSERT INTO blobs (ref, envelope, stored_at) VALUES (?, ?, ?) ON CONFLICT (ref) DO NOTHING"
+            rows = [(ref, envelope, now) for ref, envelope in envelopes]
+            inserted = conn.executemany(insert, rows).rowcount
+            if inserted == len(rows):
+                return [True] * len(rows)
+            # Some were stored already: refresh their age (the new ones get the same stamp) and say which.
+            conn.executemany("UPDATE blobs SET stored_at = ? WHERE ref = ?", [(now, ref) for ref, _ in envelopes])
+            new: set[str] = set()
+            if inserted:  # new rows got the highest seqs of the table
+                refs = list(dict.fromkeys(ref for ref, _ in envelopes))
+                sql = f"SELECT ref FROM blobs WHERE ref IN ({_marks(refs)}) ORDER BY seq DESC LIMIT ?"
+                new = {row[0] for row in conn.execute(sql, (*refs, inserted))}
+        written = []
+        for ref, _ in envelopes:
+            written.append(ref in new)
+            new.discard(ref)  # a ref given twice is new once
+        return written
 
     def exists(self, ref: BlobRef) -> bool:
         with self.db.transaction(write=False) as conn:

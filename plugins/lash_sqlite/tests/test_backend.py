@@ -168,3 +168,13 @@ def test_synchronous_full_is_accepted_and_durable(config: dict) -> None:
         session.commit()
     with lash.open(config) as handle:
         assert handle.session("fsynced").messages() == [{"role": "user", "content": "safe"}]
+
+
+def test_write_many_says_exactly_which_blobs_were_new(tmp_path: Path) -> None:
+    from lash_sqlite import sqlite_blob_store
+
+    storage = sqlite_blob_store(path=tmp_path / "blobs.db").storage
+    old, new = blob_ref_for(b"old"), blob_ref_for(b"new")
+    assert storage.write_many([(old, b"o")]) == [True]
+    assert storage.write_many([(new, b"n"), (old, b"o"), (new, b"n")]) == [True, False, False]
+    assert {b.ref for b in storage.list()} == {old, new}
