@@ -73,8 +73,9 @@ def lash_register_key_providers(register: Callable[[str, Callable[[dict[str, Any
 def lash_materialize_session(session: Session, plugin_options: dict[str, Any], is_root_session: bool) -> None:
     """Set up a session's protocol: runs when a root session is opened and a child is spawned.
 
-    ``is_root_session`` is True for ``Lash.session()`` and False for
-    ``Session.spawn_child()``. ``plugin_options`` is the dict the caller passed. Set
+    ``is_root_session`` is False for a child session, whether just made by
+    ``Session.spawn_child()`` or reopened later with ``Lash.session(child_id)`` (its stored
+    meta names the parent), and True otherwise. ``plugin_options`` is the dict the caller passed. Set
     protocol turn options with ``session.set_protocol_turn_options(...)``, register tools
     with ``session.tools.register(...)``, or append seed nodes. Return value is ignored.
     """

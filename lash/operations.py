@@ -202,13 +202,16 @@ def open_session(
     """Resume what ``store`` holds into ``face`` (or start it), then let plugins materialize it."""
     state = face._state
     read = yield from load_committed(store, state.residency)
-    if (yield Call(store, "load_meta")) is None:
-        yield Call(store, "save_meta", (new_meta(state.session_id, parent_session_id, os.getcwd()),))
+    meta = yield Call(store, "load_meta")
+    if meta is None:
+        meta = new_meta(state.session_id, parent_session_id, os.getcwd())
+        yield Call(store, "save_meta", (meta,))
     if read is not None:
         state.apply_read(read)
         core.restore_plugins(face, read.checkpoint.plugin_snapshot)
+    # A child stays a child when it is reopened directly: the stored meta knows its parent.
     core.plugin_manager.hook.lash_materialize_session(
-        session=face, plugin_options=dict(plugin_options or {}), is_root_session=parent_session_id is None
+        session=face, plugin_options=dict(plugin_options or {}), is_root_session=meta.parent_session_id is None
     )
     core.gather_plugin_tools(face)
 

@@ -88,6 +88,16 @@ def test_materialize_runs_on_root_open_and_on_spawn_child(place):
         assert child.meta().parent_session_id == "root"
 
 
+def test_a_child_reopened_by_id_is_materialized_as_a_child(place):
+    protocol = Protocol()
+    with place.open(protocol) as plugged:
+        plugged.session("root").spawn_child("child").commit()
+    with place.open(protocol) as plugged:
+        reopened = plugged.session("child")
+        assert protocol.calls[-1] == ("child", {}, False)
+        assert reopened.protocol_turn_options["root"] is False
+
+
 def test_protocol_turn_options_are_on_every_frame_persisted_and_resumed(place):
     with place.open(Protocol(), compaction={"strategy": "keep-recent", "options": {"keep_last": 1}}) as handle:
         session = handle.session("s", plugin_options={"protocol": "acp"})

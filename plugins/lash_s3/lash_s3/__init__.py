@@ -18,17 +18,21 @@ costs nothing to a configuration that does not use S3.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lash
-from lash.blobs import BlobProfile, EnvelopeBlobStore
+from lash.blobs import EnvelopeBlobStore
 from lash.plugins import from_options
+from lash_s3.options import S3BackendOptions, S3Options
 
 if TYPE_CHECKING:
     from lash_s3.backend import S3Backend
     from lash_s3.storage import S3BlobStorage
 
-__all__ = ["S3Backend", "S3BlobStorage", "s3_backend", "s3_blob_store"]
+__all__ = ["S3Backend", "S3BackendOptions", "S3BlobStorage", "S3Options", "s3_backend", "s3_blob_store"]
+
+Opts = TypeVar("Opts", bound=S3Options)
+T = TypeVar("T")
 
 _LAZY = {"S3Backend": "lash_s3.backend", "S3BlobStorage": "lash_s3.storage"}
 
@@ -42,102 +46,62 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lash_s3' has no attribute {name!r}")
 
 
-def _connect(options: dict[str, Any]) -> Any:
-    from lash_s3.client import connect
-
-    return connect(**options)
-
-
-def s3_blob_store(
-    *,
-    bucket: str,
-    prefix: str = "",
-    region: str | None = None,
-    endpoint_url: str | None = None,
-    addressing_style: str = "auto",
-    create_bucket: bool = False,
-    blob_profile: str = BlobProfile.BALANCED,
-    max_attempts: int = 5,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
-    refresh_after_seconds: float = 600.0,
-) -> EnvelopeBlobStore:
+def s3_blob_store(**options: Any) -> EnvelopeBlobStore:
     """The ``s3`` blob store (``[blobs] backend = "s3"``); checks the bucket before returning.
 
-    ``max_attempts`` counts every attempt of one request, the first included (botocore's
-    standard retry mode backs off between them). ``refresh_after_seconds`` must stay well
-    below the metadata backend's ``gc_grace_seconds`` (see :class:`S3BlobStorage`).
+    Takes the keys of :class:`S3Options`.
     """
-    from lash_s3.storage import S3BlobStorage
-
-    profile = BlobProfile(blob_profile)
-    client = _connect(
-        dict(
-            bucket=bucket,
-            region=region,
-            endpoint_url=endpoint_url,
-            addressing_style=addressing_style,
-            create_bucket=create_bucket,
-            max_attempts=max_attempts,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
-    )
-    return EnvelopeBlobStore(
-        S3BlobStorage(client, bucket, prefix, refresh_after_seconds=refresh_after_seconds), profile
-    )
+    return _blob_store(S3Options(**options))
 
 
-def s3_backend(
-    *,
-    bucket: str,
-    prefix: str = "",
-    region: str | None = None,
-    endpoint_url: str | None = None,
-    addressing_style: str = "auto",
-    create_bucket: bool = False,
-    blob_profile: str = BlobProfile.BALANCED,
-    max_attempts: int = 5,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
-    refresh_after_seconds: float = 600.0,
-    gc_grace_seconds: float = 3600.0,
-) -> S3Backend:
+def s3_backend(**options: Any) -> S3Backend:
     """The ``s3`` backend (``[store] backend = "s3"``): sessions and blobs in one bucket.
 
-    The same connection options as the blob store; ``gc_grace_seconds`` (default one hour)
-    keeps blobs and node segments of commits in flight from ``Lash.gc()`` and ``vacuum``.
+    Takes the keys of :class:`S3BackendOptions`: those of the blob store plus ``gc_grace_seconds``.
     """
-    from lash_s3.backend import S3Backend
+    return _backend(S3BackendOptions(**options))
 
-    profile = BlobProfile(blob_profile)
-    client = _connect(
-        dict(
-            bucket=bucket,
-            region=region,
-            endpoint_url=endpoint_url,
-            addressing_style=addressing_style,
-            create_bucket=create_bucket,
-            max_attempts=max_attempts,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+
+def _blob_store(options: S3Options) -> EnvelopeBlobStore:
+    from lash_s3.client import connect
+    from lash_s3.storage import S3BlobStorage
+
+    storage = S3BlobStorage(
+        connect(options), options.bucket, options.prefix, refresh_after_seconds=options.refresh_after_seconds
     )
+    return EnvelopeBlobStore(storage, options.blob_profile)
+
+
+def _backend(options: S3BackendOptions) -> S3Backend:
+    from lash_s3.backend import S3Backend
+    from lash_s3.client import connect
+
     return S3Backend(
-        client,
-        bucket,
-        prefix,
-        blob_profile=profile,
-        refresh_after_seconds=refresh_after_seconds,
-        gc_grace_seconds=gc_grace_seconds,
+        connect(options),
+        options.bucket,
+        options.prefix,
+        blob_profile=options.blob_profile,
+        refresh_after_seconds=options.refresh_after_seconds,
+        gc_grace_seconds=options.gc_grace_seconds,
     )
+
+
+def _built(options_type: type[Opts], build: Callable[[Opts], T]) -> Callable[[dict[str, Any]], T]:
+    """A registry factory: ``options`` checked against ``options_type`` (clear errors), then built."""
+    check = from_options(options_type)
+
+    def factory(options: dict[str, Any]) -> T:
+        return build(check(options))
+
+    factory.__doc__ = options_type.__doc__
+    return factory
 
 
 @lash.hookimpl
 def lash_register_backends(register: Callable[..., None]) -> None:
-    register("s3", from_options(s3_backend))
+    register("s3", _built(S3BackendOptions, _backend))
 
 
 @lash.hookimpl
 def lash_register_blob_stores(register: Callable[..., None]) -> None:
-    register("s3", from_options(s3_blob_store))
+    register("s3", _built(S3Options, _blob_store))

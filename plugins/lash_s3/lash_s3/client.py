@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from lash.errors import BackendError, ConfigError
 from lash_s3.errors import error_code, s3_errors
+from lash_s3.options import S3Options
 
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 DEFAULT_REGION = "us-east-1"
@@ -78,27 +79,17 @@ def ensure_bucket(client: Any, bucket: str, *, create: bool) -> None:
         client.create_bucket(Bucket=bucket, **location)
 
 
-def connect(
-    *,
-    bucket: str,
-    region: str | None,
-    endpoint_url: str | None,
-    addressing_style: str,
-    create_bucket: bool,
-    max_attempts: int,
-    connect_timeout: float,
-    read_timeout: float,
-) -> Any:
-    """A checked client of ``bucket`` (created first when ``create_bucket``)."""
-    if not isinstance(bucket, str) or not bucket:
+def connect(options: S3Options) -> Any:
+    """A checked client of ``options.bucket`` (created first when ``options.create_bucket``)."""
+    if not isinstance(options.bucket, str) or not options.bucket:
         raise ConfigError("bucket must be a non-empty string", key="options.bucket")
     client = make_client(
-        region=region,
-        endpoint_url=endpoint_url,
-        addressing_style=addressing_style,
-        max_attempts=max_attempts,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
+        region=options.region,
+        endpoint_url=options.endpoint_url,
+        addressing_style=options.addressing_style,
+        max_attempts=options.max_attempts,
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
     )
-    ensure_bucket(client, bucket, create=create_bucket)
+    ensure_bucket(client, options.bucket, create=options.create_bucket)
     return client

@@ -165,3 +165,15 @@ def test_bad_options_are_config_errors_naming_the_key(
 def test_bucket_option_is_required(mocked_s3: Any) -> None:
     with pytest.raises(lash.ConfigError, match="missing required option 'bucket'"):
         lash.open({"store": {"backend": "memory"}, "blobs": {"backend": "s3", "options": {}}})
+
+
+def test_an_unknown_blob_profile_is_a_config_error_naming_it(mocked_s3: Any, bucket: str) -> None:
+    options = {"bucket": bucket, "blob_profile": "tiny"}
+    with pytest.raises(lash.ConfigError, match="'tiny' is not a valid BlobProfile"):
+        lash.open({"store": {"backend": "memory"}, "blobs": {"backend": "s3", "options": options}})
+
+
+def test_the_backend_takes_the_blob_store_options_and_its_grace(mocked_s3: Any, bucket: str) -> None:
+    with pytest.raises(lash.ConfigError, match=r"unknown option 'grace' .*gc_grace_seconds") as raised:
+        lash.open({"store": {"backend": "s3", "options": {"bucket": bucket, "grace": 1}}})
+    assert "refresh_after_seconds" in str(raised.value)  # the shared connection options are listed too
