@@ -26,8 +26,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 import lash
 from lash_langgraph.index import CheckpointIndex
+from lash_langgraph.lists import loads, plan_deltas
 from lash_langgraph.mapping import Address, address_of, parse_session_id, thread_address
-from lash_langgraph.records import CHECKPOINT_TYPE, WRITES_TYPE, encode_checkpoint, encode_writes
+from lash_langgraph.records import CHECKPOINT_TYPE, WRITES_TYPE, StoredCheckpoint, encode_checkpoint, encode_writes
 from lash_langgraph.rewrite import graph_keeping
 from lash_langgraph.threads import OpenThread, Operation, Step, Threads
 
@@ -140,7 +141,7 @@ def checkpoint_tuple(
     values = index.resolve(checkpoint_id, record["channel_versions"])
     return CheckpointTuple(
         config=config or checkpoint_config(address, checkpoint_id),
-        checkpoint={**record, "channel_values": {ch: serde.loads_typed(t) for ch, t in values.items()}},
+        checkpoint={**record, "channel_values": {ch: loads(serde, index, v) for ch, v in values.items()}},
         metadata=serde.loads_typed(stored.metadata),
         parent_config=checkpoint_config(address, stored.parent_id) if stored.parent_id else None,
         pending_writes=[
@@ -169,14 +170,28 @@ def put(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
 ) -> Operation[RunnableConfig]:
-    """Store a checkpoint as one node under its parent's chain, with the values of the channels it changed."""
+    """Store a checkpoint as one node under its parent's chain, with the values of the channels it changed.
+
+    Lists that extend the parent's are stored as deltas (:mod:`lash_langgraph.lists`), planned
+    on the session's index before anything is written (a value that cannot be serialized fails
+    first), and planned again if the write had to reload the session (another writer's commit).
+    """
     address = address_of(config)
     parent_id = config["configurable"].get("checkpoint_id")
-    stored = encode_checkpoint(
-        threads.serde, checkpoint, get_checkpoint_metadata(config, metadata), new_versions, parent_id
-    )
+    full_metadata = get_checkpoint_metadata(config, metadata)
+
+    def encode(index: CheckpointIndex) -> StoredCheckpoint:
+        deltas = plan_deltas(threads.serde, index, checkpoint, new_versions, parent_id)
+        return encode_checkpoint(threads.serde, checkpoint, full_metadata, new_versions, parent_id, deltas)
+
+    known = threads.cached(address) or (yield from threads.thread(address, create=False))
+    planned_on = known.index if known is not None else CheckpointIndex()
+    stored = encode(planned_on)
 
     def change(opened: OpenThread) -> bool:
+        nonlocal planned_on, stored
+        if opened.index is not planned_on and (opened.index.checkpoints or planned_on.checkpoints):
+            planned_on, stored = opened.index, encode(opened.index)
         opened.append(
             opened.checkpoint_anchor(address, stored.checkpoint_id, parent_id), CHECKPOINT_TYPE, stored.body()
         )
@@ -285,7 +300,7 @@ def _keep_only(threads: Threads, address: Address, keep: set[str]) -> Operation[
         def versions(checkpoint_id: str) -> Mapping[str, Any]:
             return threads.serde.loads_typed(index.checkpoints[checkpoint_id].checkpoint)["channel_versions"]
 
-        return opened.replace_graph(graph_keeping(opened.session.graph, index, keep, versions))
+        return opened.replace_graph(graph_keeping(opened.session.graph, index, keep, versions, threads.serde))
 
     yield from threads.write(address, change)
 

@@ -6,12 +6,15 @@ Three node kinds, each a ``plugin:`` node whose msgpack body carries ``format``:
 * ``plugin:langgraph.checkpoint`` — one checkpoint: its id, its LangGraph parent's id, the
   checkpoint record without channel values, the metadata, and the values of the channels this
   checkpoint gave a new version (``new_versions``). Unchanged channels are not copied: they are
-  read from the earlier checkpoint node that introduced their version.
+  read from the earlier checkpoint node that introduced their version. A list that extends the
+  list of an earlier stored version (an append-only ``messages`` channel) is stored as a
+  :class:`ListDelta`: that base and only the items it added (format 2).
 * ``plugin:langgraph.writes`` — one ``put_writes`` call: pending writes of one task for one checkpoint.
 
 Values are serialized with the saver's LangGraph serializer (``serde.dumps_typed``) and stored as
-``[type, bytes]``. A body whose ``format`` is newer than :data:`FORMAT_VERSION` raises
-:class:`~lash.SchemaVersionError`; nothing is guessed.
+``[type, bytes]``; a delta stores each added item that way. A body whose ``format`` is newer
+than :data:`FORMAT_VERSION` raises :class:`~lash.SchemaVersionError`; nothing is guessed.
+Format 1 bodies (no deltas) are read as they are.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from lash.errors import CorruptRecordError, SchemaVersionError, SerializationError
 from lash.model import Node
 
-FORMAT_VERSION = 1
-"""Format of the node bodies this adapter writes; newer ones are refused on read."""
+FORMAT_VERSION = 2
+"""Format of the node bodies this adapter writes; newer ones are refused on read.
+
+1: every changed channel stored whole. 2: adds ``deltas`` (lists stored as the items they added).
+"""
 
 THREAD_TYPE = "langgraph.thread"
 CHECKPOINT_TYPE = "langgraph.checkpoint"
@@ -37,16 +43,33 @@ _KINDS = {f"plugin:{t}": t for t in (THREAD_TYPE, CHECKPOINT_TYPE, WRITES_TYPE)}
 Typed = tuple[str, bytes]
 """A value as ``serde.dumps_typed`` returns it."""
 
+Version = str | int | float
+"""A channel version as LangGraph hands it to the saver."""
+
 EMPTY: Typed = ("empty", b"")
 """A channel given a new version without a value (LangGraph's own savers store the same marker)."""
 
 
 @attrs.frozen
-class StoredValue:
-    """One channel value, stored once for the version that introduced it."""
+class ListDelta:
+    """A list stored as the list of an earlier version plus the items appended to it.
 
-    version: str | int | float
-    typed: Typed
+    ``base_checkpoint_id`` is the checkpoint whose node holds the base (``base_version`` of the
+    same channel), ``base_length`` its length: both are checked when the list is rebuilt.
+    """
+
+    base_checkpoint_id: str
+    base_version: Version
+    base_length: int
+    items: tuple[Typed, ...]
+
+
+@attrs.frozen
+class StoredValue:
+    """One channel value, stored once for the version that introduced it: whole, or as a :class:`ListDelta`."""
+
+    version: Version
+    content: Typed | ListDelta
 
 
 @attrs.frozen
@@ -60,14 +83,31 @@ class StoredCheckpoint:
     values: Mapping[str, StoredValue]
 
     def body(self) -> dict[str, Any]:
-        return {
+        whole: dict[str, list[Any]] = {}
+        deltas: dict[str, list[Any]] = {}
+        for channel, value in self.values.items():
+            content = value.content
+            if isinstance(content, ListDelta):
+                deltas[channel] = [
+                    value.version,
+                    content.base_checkpoint_id,
+                    content.base_version,
+                    content.base_length,
+                    [list(item) for item in content.items],
+                ]
+            else:
+                whole[channel] = [value.version, *content]
+        body = {
             "format": FORMAT_VERSION,
             "id": self.checkpoint_id,
             "parent": self.parent_id,
             "checkpoint": list(self.checkpoint),
             "metadata": list(self.metadata),
-            "values": {ch: [v.version, *v.typed] for ch, v in self.values.items()},
+            "values": whole,
         }
+        if deltas:
+            body["deltas"] = deltas
+        return body
 
 
 @attrs.frozen
@@ -113,17 +153,24 @@ def encode_checkpoint(
     serde: SerializerProtocol,
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
-    new_versions: Mapping[str, str | int | float],
+    new_versions: Mapping[str, Version],
     parent_id: str | None,
+    deltas: Mapping[str, ListDelta],
 ) -> StoredCheckpoint:
-    """Serialize everything up front, so a value that cannot be stored fails before any write."""
+    """Serialize everything before any write, so a value that cannot be stored fails first.
+
+    ``deltas`` are the channels stored as :class:`ListDelta` (see :mod:`lash_langgraph.lists`);
+    every other changed channel is stored whole.
+    """
     checkpoint_id = checkpoint["id"]
     record = {k: v for k, v in checkpoint.items() if k != "channel_values"}
     channel_values = checkpoint["channel_values"]
     values = {
         channel: StoredValue(
             version,
-            dump(serde, channel_values[channel], f"channel {channel!r} of checkpoint {checkpoint_id}")
+            deltas[channel]
+            if channel in deltas
+            else dump(serde, channel_values[channel], f"channel {channel!r} of checkpoint {checkpoint_id}")
             if channel in channel_values
             else EMPTY,
         )
@@ -178,7 +225,10 @@ def decode_checkpoint(node: Node) -> StoredCheckpoint:
             parent_id=body["parent"],
             checkpoint=_typed(body["checkpoint"]),
             metadata=_typed(body["metadata"]),
-            values={ch: StoredValue(v[0], _typed(v[1:])) for ch, v in body["values"].items()},
+            values={
+                **{ch: StoredValue(v[0], _typed(v[1:])) for ch, v in body["values"].items()},
+                **{ch: StoredValue(v[0], _delta(v[1:])) for ch, v in body.get("deltas", {}).items()},
+            },
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CorruptRecordError(f"checkpoint node {node.node_id}", f"{type(exc).__name__}: {exc}") from exc
@@ -193,6 +243,13 @@ def decode_writes(node: Node) -> StoredWrites:
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CorruptRecordError(f"writes node {node.node_id}", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _delta(fields: Sequence[Any]) -> ListDelta:
+    base_checkpoint_id, base_version, base_length, items = fields
+    if not isinstance(base_checkpoint_id, str) or not isinstance(base_length, int) or base_length < 0:
+        raise ValueError("a delta must be [version, base checkpoint id, base version, base length >= 0, items]")
+    return ListDelta(base_checkpoint_id, base_version, base_length, tuple(_typed(item) for item in items))
 
 
 def _typed(pair: Sequence[Any]) -> Typed:

@@ -124,6 +124,10 @@ class Threads:
         for session_id in list(self.open):
             yield from self.evict(session_id)
 
+    def cached(self, address: Address) -> OpenThread | None:
+        """The session of ``address`` as last seen (no I/O: it may be stale), or None if none is open."""
+        return self.open.get(address.session_id)
+
     def thread(self, address: Address, *, create: bool) -> Operation[OpenThread | None]:
         """The session of ``address`` as committed now; None if it does not exist and ``create`` is False."""
         session_id = address.session_id
