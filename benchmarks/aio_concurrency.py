@@ -1,7 +1,8 @@
 """Many agents in one event loop: lash.aio against the sync API with a thread per session.
 
-    python -m benchmarks.aio_concurrency                      # 100 sessions x 20 turns on SQLite
-    python -m benchmarks.aio_concurrency --sessions 20 --turns 5 --max-workers 4 8
+    python -m benchmarks.aio_concurrency                      # 100 sessions x 20 turns, SQLite and Postgres
+    python -m benchmarks.aio_concurrency --backends sqlite --sessions 20 --turns 5 --max-workers 4 8
+    python -m benchmarks.aio_concurrency --backends postgres --postgres-dsn postgresql://...
 
 Every session commits the DESIGN §7 workload (``benchmarks.workload``): two messages, usage
 and ~8 KB of execution state per turn, a new ~64 KB tool catalogue and ~16 KB plugin
@@ -11,17 +12,28 @@ thread per session. Reported: throughput (commits/s), p50/p99 commit latency, an
 event loop a 1 ms ticker's worst lateness and the longest single callback (the target: no
 callback blocks the loop for more than 5 ms), in wall time and in the loop thread's own CPU
 time: wall time also counts waiting for the GIL and for a core, CPU time only the work done.
+The longest garbage-collector pass (``gc.callbacks``) is reported beside them, since a full
+collection runs inside whichever callback allocated last.
+
+On SQLite, ``lash.aio`` runs the sync store in its worker pool (``--max-workers``). On
+Postgres it is native (psycopg's ``AsyncConnectionPool``; the pool size is ``--pool-max``
+for both modes), and the table reports how many calls it handed to worker threads anyway
+(expected: 0). Postgres is the server of ``--postgres-dsn`` / ``$LASH_BENCH_POSTGRES_DSN``,
+or a throwaway one (``benchmarks.postgres_server``; ``--durable`` keeps fsync on), with a
+fresh database per mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +80,40 @@ class Result:
     callbacks: list[float] = field(default_factory=list)
     callback_cpu: list[float] = field(default_factory=list)
     slowest: list[tuple[float, str]] = field(default_factory=list)
+    gc_passes: list[float] = field(default_factory=list)
+    worker_calls: int | None = None
+    """Calls handed to lash.aio's worker pool while sessions committed (None: not counted)."""
+
+
+@contextlib.contextmanager
+def gc_timer(result: Result) -> Iterator[None]:
+    """Record the wall time of every garbage-collector pass in the block."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            result.gc_passes.append(time.perf_counter() - started.pop())
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def counting_worker_calls(handle: lash.aio.Lash) -> list[object]:
+    """Every function handed to the handle's worker pool from now on (wraps its ``submit``)."""
+    submitted: list[object] = []
+    submit = handle._executor.submit
+
+    def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        submitted.append(function)
+        return submit(function, *args, **kwargs)
+
+    handle._executor.submit = counted  # type: ignore[method-assign]
+    return submitted
 
 
 class CallbackTimer:
@@ -105,11 +151,12 @@ async def ticker(result: Result, stop: asyncio.Event) -> None:
         result.tick_lateness.append(time.perf_counter() - start - TICK)
 
 
-async def run_async(root: Path, sessions: int, workload: Sequence[Turn], max_workers: int) -> Result:
-    result = Result(f"lash.aio, one loop, {max_workers} workers")
+async def run_async(
+    config: dict[str, Any], label: str, sessions: int, workload: Sequence[Turn], workers: int
+) -> Result:
+    result = Result(label)
     plugin = Snapshots()
-    config = {"store": {"backend": "sqlite", "options": {"path": str(root / f"aio-{max_workers}")}}}
-    async with lash.aio.open(config, plugins=[plugin], max_workers=max_workers) as handle:
+    async with lash.aio.open(config, plugins=[plugin], max_workers=workers) as handle:
         opened = await asyncio.gather(*(handle.session(f"agent-{i}") for i in range(sessions)))
 
         async def agent(session: lash.aio.Session) -> None:
@@ -120,20 +167,21 @@ async def run_async(root: Path, sessions: int, workload: Sequence[Turn], max_wor
                 result.latencies.append(time.perf_counter() - start)
 
         stop = asyncio.Event()
-        with CallbackTimer(result):
+        submitted = counting_worker_calls(handle)
+        with CallbackTimer(result), gc_timer(result):
             tick = asyncio.create_task(ticker(result, stop))
             start = time.perf_counter()
             await asyncio.gather(*(agent(session) for session in opened))
             result.wall = time.perf_counter() - start
             stop.set()
             await tick
+        result.worker_calls = len(submitted)
     return result
 
 
-def run_threads(root: Path, sessions: int, workload: Sequence[Turn]) -> Result:
+def run_threads(config: dict[str, Any], sessions: int, workload: Sequence[Turn]) -> Result:
     result = Result("sync lash, thread per session")
     plugin = Snapshots()
-    config = {"store": {"backend": "sqlite", "options": {"path": str(root / "threads")}}}
     with lash.open(config, plugins=[plugin]) as handle:
         opened = [handle.session(f"agent-{i}") for i in range(sessions)]
         ready = threading.Barrier(sessions + 1)
@@ -155,10 +203,42 @@ def run_threads(root: Path, sessions: int, workload: Sequence[Turn]) -> Result:
             thread.start()
         ready.wait()
         start = time.perf_counter()
-        for thread in threads:
-            thread.join()
+        with gc_timer(result):
+            for thread in threads:
+                thread.join()
         result.wall = time.perf_counter() - start
     return result
+
+
+def sqlite_results(args: argparse.Namespace, workload: Sequence[Turn]) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lash-aio-bench-") as tmp:
+        root = Path(tmp)
+
+        def config(name: str) -> dict[str, Any]:
+            return {"store": {"backend": "sqlite", "options": {"path": str(root / name)}}}
+
+        for workers in args.max_workers:
+            label = f"lash.aio, one loop, {workers} workers"
+            results.append(asyncio.run(run_async(config(f"aio-{workers}"), label, args.sessions, workload, workers)))
+        results.append(run_threads(config("threads"), args.sessions, workload))
+    return results
+
+
+def postgres_results(args: argparse.Namespace, workload: Sequence[Turn]) -> list[Result]:
+    from benchmarks.postgres_server import fresh_database, server
+
+    def config(dsn: str) -> dict[str, Any]:
+        return {"store": {"backend": "postgres", "options": {"dsn": dsn, "pool_max": args.pool_max}}}
+
+    with server(args.postgres_dsn, durable=args.durable) as dsn:
+        with fresh_database(dsn) as database:
+            label = f"lash.aio, one loop, native, pool {args.pool_max}"
+            native = asyncio.run(run_async(config(database), label, args.sessions, workload, min(args.max_workers)))
+        with fresh_database(dsn) as database:
+            threads = run_threads(config(database), args.sessions, workload)
+            threads.mode = f"sync lash, thread per session, pool {args.pool_max}"
+    return [native, threads]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -167,9 +247,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def table(results: Sequence[Result]) -> str:
     header = (
-        f"{'mode':<34} {'commits':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'mode':<40} {'commits':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'tick late max ms':>16} {'tick late p99 ms':>16} {'longest callback ms':>19} {'callbacks > 5 ms':>16} "
-        f"{'its CPU ms':>10} {'callbacks > 5 ms CPU':>20}"
+        f"{'its CPU ms':>10} {'callbacks > 5 ms CPU':>20} {'longest GC ms':>13} {'worker calls':>12}"
     )
     lines = [header, "─" * len(header)]
     for r in results:
@@ -180,33 +260,36 @@ def table(results: Sequence[Result]) -> str:
             if r.callbacks
             else f"{'-':>16} {'-':>16} {'-':>19} {'-':>16} {'-':>10} {'-':>20}"
         )
+        longest_gc = f"{max(r.gc_passes) * 1e3:>13.2f}" if r.gc_passes else f"{'-':>13}"
+        workers = f"{r.worker_calls:>12}" if r.worker_calls is not None else f"{'-':>12}"
         lines.append(
-            f"{r.mode:<34} {len(r.latencies):>7} {len(r.latencies) / r.wall:>10.1f} "
-            f"{percentile(r.latencies, 50) * 1e3:>8.2f} {percentile(r.latencies, 99) * 1e3:>8.2f} {loop}"
+            f"{r.mode:<40} {len(r.latencies):>7} {len(r.latencies) / r.wall:>10.1f} "
+            f"{percentile(r.latencies, 50) * 1e3:>8.2f} {percentile(r.latencies, 99) * 1e3:>8.2f} {loop} "
+            f"{longest_gc} {workers}"
         )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--max-workers", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--pool-max", type=int, default=20, help="Postgres connections per pool (both modes)")
+    parser.add_argument("--postgres-dsn", help="an existing server (its role needs CREATEDB); default: a throwaway")
+    parser.add_argument("--durable", action="store_true", help="throwaway server with fsync on (default: off)")
     parser.add_argument("--show-slow", action="store_true", help="list the callbacks that took longer than 5 ms")
     args = parser.parse_args(argv)
     workload = list(turns(args.turns))
-    results = []
-    with tempfile.TemporaryDirectory(prefix="lash-aio-bench-") as tmp:
-        root = Path(tmp)
-        for workers in args.max_workers:
-            results.append(asyncio.run(run_async(root, args.sessions, workload, workers)))
-        results.append(run_threads(root, args.sessions, workload))
-    print(f"{args.sessions} sessions x {args.turns} turns of the DESIGN §7 workload on lash-sqlite\n")
-    print(table(results))
-    if args.show_slow:
-        for r in results:
-            for spent, what in sorted(r.slowest, reverse=True)[:10]:
-                print(f"{r.mode}: {spent * 1e3:.1f} ms {what}")
+    for backend in args.backends:
+        results = sqlite_results(args, workload) if backend == "sqlite" else postgres_results(args, workload)
+        print(f"\n{args.sessions} sessions x {args.turns} turns of the DESIGN §7 workload on lash-{backend}\n")
+        print(table(results))
+        if args.show_slow:
+            for r in results:
+                for spent, what in sorted(r.slowest, reverse=True)[:10]:
+                    print(f"{r.mode}: {spent * 1e3:.1f} ms {what}")
 
 
 if __name__ == "__main__":

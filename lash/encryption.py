@@ -28,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -56,7 +56,16 @@ from lash.errors import (
 )
 from lash.keys import Keyring, MasterKey
 from lash.model import BlobKind, BlobRef, Node
-from lash.store import LedgerKey, SessionStorage, StandardSessionStore, StorageTransaction, StoredHead, StoredNode
+from lash.store import (
+    AsyncSessionStorage,
+    AsyncStorageTransaction,
+    LedgerKey,
+    SessionStorage,
+    StandardSessionStore,
+    StorageTransaction,
+    StoredHead,
+    StoredNode,
+)
 
 try:
     from cryptography.exceptions import InvalidTag
@@ -73,7 +82,14 @@ FORMAT_VERSION = 1
 NONCE_BYTES = 12
 KEY_CHECK_BYTES = 4
 
-__all__ = ["EncryptedBlobStore", "EncryptedSessionStorage", "Encryption", "RekeyReport", "rekey"]
+__all__ = [
+    "AsyncEncryptedSessionStorage",
+    "EncryptedBlobStore",
+    "EncryptedSessionStorage",
+    "Encryption",
+    "RekeyReport",
+    "rekey",
+]
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -200,17 +216,17 @@ def _node_slot(node_id: str) -> str:
     return "node:" + node_id
 
 
-class EncryptedTransaction:
-    """A :class:`~lash.store.StorageTransaction` that seals what it writes and opens what it reads.
+class RecordSealing:
+    """What an encrypted transaction does around each primitive, without the call itself.
 
     Clear to the backend: node ids, parent ids, tombstone flags and the head revision (the
     columns it indexes and walks). Ledger rows are keyed by an HMAC of ``(source, model)``,
     so model names are sealed too. ``key_ids`` collects the key ids of every record read
-    (:func:`rekey` uses it to find records under old keys).
+    (:func:`rekey` uses it to find records under old keys). :class:`EncryptedTransaction`
+    and :class:`AsyncEncryptedTransaction` only add the (awaited) call to the inner one.
     """
 
-    def __init__(self, inner: StorageTransaction, cipher: SessionCipher) -> None:
-        self.inner = inner
+    def __init__(self, cipher: SessionCipher) -> None:
         self.cipher = cipher
         self.key_ids: set[str] = set()
         self._ledger_rows: dict[LedgerKey, LedgerKey] | None = None  # (source, model) → the backend's row key
@@ -228,39 +244,95 @@ class EncryptedTransaction:
             return self._open(data, self._what(f"node {node_id!r}"), _node_slot(node_id))
         return self._open(data, self._what("a node"), slot_prefix="node:")
 
-    # -- head and meta ----------------------------------------------------------------------
+    def open_head(self, data: bytes | None) -> bytes | None:
+        return None if data is None else self._open(data, self._what("head"), "head")
+
+    def open_meta(self, data: bytes | None) -> bytes | None:
+        return None if data is None else self._open(data, self._what("meta"), "meta")
+
+    def open_found(self, found: Mapping[str, bytes]) -> dict[str, bytes]:
+        return {node_id: self._open_node(data, node_id) for node_id, data in found.items()}
+
+    def open_all(self, records: Iterable[bytes]) -> list[bytes]:
+        return [self._open_node(data, None) for data in records]
+
+    def open_path(self, records: Sequence[bytes], leaf_id: str) -> list[bytes]:
+        return [self._open_node(data, leaf_id if i == 0 else None) for i, data in enumerate(records)]
+
+    def seal_nodes(self, nodes: Sequence[StoredNode]) -> list[StoredNode]:
+        seal = self.cipher.seal
+        return [StoredNode(n.node_id, n.parent_id, seal(_node_slot(n.node_id), n.data)) for n in nodes]
+
+    # Ledgers hold one row per (source, model): reading them all keeps row keys stable across key rotation.
+
+    def open_ledger(self, stored: Mapping[LedgerKey, bytes]) -> dict[LedgerKey, tuple[LedgerKey, bytes]]:
+        """(source, model) → (row key, usage bytes) of every stored row, in insertion order."""
+        rows: dict[LedgerKey, tuple[LedgerKey, bytes]] = {}
+        for row_key, data in stored.items():
+            what = self._what("a ledger entry")
+            entry = codec.unpack(self._open(data, what, "ledger:" + row_key[0]), what)
+            if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(e, str) for e in entry[:2])):
+                raise DecryptionError(what, "the decrypted ledger entry is malformed")
+            source, model, usage = entry
+            rows[(source, model)] = (row_key, usage)
+        self._ledger_rows = {key: row_key for key, (row_key, _) in rows.items()}
+        return rows
+
+    @staticmethod
+    def select_ledger(
+        rows: Mapping[LedgerKey, tuple[LedgerKey, bytes]], keys: Collection[LedgerKey] | None
+    ) -> dict[LedgerKey, bytes]:
+        if keys is None:
+            return {key: usage for key, (_, usage) in rows.items()}
+        return {key: rows[key][1] for key in keys if key in rows}
+
+    @property
+    def ledger_known(self) -> bool:
+        """Whether the row keys are known (a write must read the ledger first otherwise)."""
+        return self._ledger_rows is not None
+
+    def seal_ledger(self, rows: Mapping[LedgerKey, bytes]) -> dict[LedgerKey, bytes]:
+        existing = self._ledger_rows or {}
+        sealed: dict[LedgerKey, bytes] = {}
+        for (source, model), usage in rows.items():
+            row_key = existing.get((source, model))
+            if row_key is None:
+                digest = hmac.new(self.cipher.ledger_index_key, codec.pack([source, model]), hashlib.sha256)
+                row_key = (digest.hexdigest(), "")
+            sealed[row_key] = self.cipher.seal("ledger:" + row_key[0], codec.pack([source, model, usage]))
+        return sealed
+
+
+class EncryptedTransaction(RecordSealing):
+    """A :class:`~lash.store.StorageTransaction` that seals what it writes and opens what it reads."""
+
+    def __init__(self, inner: StorageTransaction, cipher: SessionCipher) -> None:
+        super().__init__(cipher)
+        self.inner = inner
 
     def read_head(self) -> bytes | None:
-        data = self.inner.read_head()
-        return None if data is None else self._open(data, self._what("head"), "head")
+        return self.open_head(self.inner.read_head())
 
     def write_head(self, revision: int, data: bytes) -> None:
         self.inner.write_head(revision, self.cipher.seal("head", data))
 
     def read_meta(self) -> bytes | None:
-        data = self.inner.read_meta()
-        return None if data is None else self._open(data, self._what("meta"), "meta")
+        return self.open_meta(self.inner.read_meta())
 
     def write_meta(self, data: bytes) -> None:
         self.inner.write_meta(self.cipher.seal("meta", data))
 
-    # -- nodes ------------------------------------------------------------------------------
-
     def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
-        found = self.inner.read_nodes(node_ids, include_tombstoned=include_tombstoned)
-        return {node_id: self._open_node(data, node_id) for node_id, data in found.items()}
+        return self.open_found(self.inner.read_nodes(node_ids, include_tombstoned=include_tombstoned))
 
     def read_all_nodes(self) -> list[bytes]:
-        return [self._open_node(data, None) for data in self.inner.read_all_nodes()]
+        return self.open_all(self.inner.read_all_nodes())
 
     def read_path(self, leaf_id: str) -> list[bytes]:
-        records = self.inner.read_path(leaf_id)
-        return [self._open_node(data, leaf_id if i == 0 else None) for i, data in enumerate(records)]
+        return self.open_path(self.inner.read_path(leaf_id), leaf_id)
 
     def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
-        seal = self.cipher.seal
-        sealed = [StoredNode(n.node_id, n.parent_id, seal(_node_slot(n.node_id), n.data)) for n in nodes]
-        self.inner.insert_nodes(sealed)
+        self.inner.insert_nodes(self.seal_nodes(nodes))
 
     def clear_nodes(self) -> None:
         self.inner.clear_nodes()
@@ -271,40 +343,62 @@ class EncryptedTransaction:
     def vacuum(self) -> int:
         return self.inner.vacuum()
 
-    # -- ledger -----------------------------------------------------------------------------
-
-    def _read_ledger_rows(self) -> dict[LedgerKey, tuple[LedgerKey, bytes]]:
-        """(source, model) → (row key, usage bytes) of every row, in insertion order."""
-        rows: dict[LedgerKey, tuple[LedgerKey, bytes]] = {}
-        for row_key, data in self.inner.read_ledger(None).items():
-            what = self._what("a ledger entry")
-            entry = codec.unpack(self._open(data, what, "ledger:" + row_key[0]), what)
-            if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(e, str) for e in entry[:2])):
-                raise DecryptionError(what, "the decrypted ledger entry is malformed")
-            source, model, usage = entry
-            rows[(source, model)] = (row_key, usage)
-        self._ledger_rows = {key: row_key for key, (row_key, _) in rows.items()}
-        return rows
-
     def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]:
-        # Ledgers hold one row per (source, model): reading them all keeps row keys stable across key rotation.
-        rows = self._read_ledger_rows()
-        if keys is None:
-            return {key: usage for key, (_, usage) in rows.items()}
-        return {key: rows[key][1] for key in keys if key in rows}
+        return self.select_ledger(self.open_ledger(self.inner.read_ledger(None)), keys)
 
     def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None:
-        if self._ledger_rows is None:
-            self._read_ledger_rows()
-        existing = self._ledger_rows or {}
-        sealed: dict[LedgerKey, bytes] = {}
-        for (source, model), usage in rows.items():
-            row_key = existing.get((source, model))
-            if row_key is None:
-                digest = hmac.new(self.cipher.ledger_index_key, codec.pack([source, model]), hashlib.sha256)
-                row_key = (digest.hexdigest(), "")
-            sealed[row_key] = self.cipher.seal("ledger:" + row_key[0], codec.pack([source, model, usage]))
-        self.inner.write_ledger(sealed)
+        if not self.ledger_known:
+            self.open_ledger(self.inner.read_ledger(None))
+        self.inner.write_ledger(self.seal_ledger(rows))
+
+
+class AsyncEncryptedTransaction(RecordSealing):
+    """:class:`EncryptedTransaction` over an :class:`~lash.store.AsyncStorageTransaction`."""
+
+    def __init__(self, inner: AsyncStorageTransaction, cipher: SessionCipher) -> None:
+        super().__init__(cipher)
+        self.inner = inner
+
+    async def read_head(self) -> bytes | None:
+        return self.open_head(await self.inner.read_head())
+
+    async def write_head(self, revision: int, data: bytes) -> None:
+        await self.inner.write_head(revision, self.cipher.seal("head", data))
+
+    async def read_meta(self) -> bytes | None:
+        return self.open_meta(await self.inner.read_meta())
+
+    async def write_meta(self, data: bytes) -> None:
+        await self.inner.write_meta(self.cipher.seal("meta", data))
+
+    async def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
+        return self.open_found(await self.inner.read_nodes(node_ids, include_tombstoned=include_tombstoned))
+
+    async def read_all_nodes(self) -> list[bytes]:
+        return self.open_all(await self.inner.read_all_nodes())
+
+    async def read_path(self, leaf_id: str) -> list[bytes]:
+        return self.open_path(await self.inner.read_path(leaf_id), leaf_id)
+
+    async def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
+        await self.inner.insert_nodes(self.seal_nodes(nodes))
+
+    async def clear_nodes(self) -> None:
+        await self.inner.clear_nodes()
+
+    async def tombstone_nodes(self, node_ids: Collection[str]) -> int:
+        return await self.inner.tombstone_nodes(node_ids)
+
+    async def vacuum(self) -> int:
+        return await self.inner.vacuum()
+
+    async def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]:
+        return self.select_ledger(self.open_ledger(await self.inner.read_ledger(None)), keys)
+
+    async def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None:
+        if not self.ledger_known:
+            self.open_ledger(await self.inner.read_ledger(None))
+        await self.inner.write_ledger(self.seal_ledger(rows))
 
 
 class EncryptedSessionStorage:
@@ -330,6 +424,25 @@ class EncryptedSessionStorage:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class AsyncEncryptedSessionStorage:
+    """:class:`EncryptedSessionStorage` over an :class:`~lash.store.AsyncSessionStorage`."""
+
+    def __init__(self, inner: AsyncSessionStorage, cipher: SessionCipher) -> None:
+        self.inner = inner
+        self.cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"<AsyncEncryptedSessionStorage {self.inner!r}>"
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[AsyncEncryptedTransaction]:
+        async with self.inner.transaction(write=write) as txn:
+            yield AsyncEncryptedTransaction(txn, self.cipher)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 # --- blobs -----------------------------------------------------------------------------------
@@ -411,6 +524,10 @@ class Encryption:
 
     def session_storage(self, session_id: str, storage: SessionStorage) -> EncryptedSessionStorage:
         return EncryptedSessionStorage(storage, SessionCipher(self.keyring, session_id))
+
+    def async_session_storage(self, session_id: str, storage: AsyncSessionStorage) -> AsyncEncryptedSessionStorage:
+        """:meth:`session_storage` for a backend's async primitives (``lash.aio`` over a native backend)."""
+        return AsyncEncryptedSessionStorage(storage, SessionCipher(self.keyring, session_id))
 
     def blob_store(self, blobs: BlobStore) -> EncryptedBlobStore:
         """``blobs`` with sealed envelopes (idempotent: an encrypted store is returned as is)."""

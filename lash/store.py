@@ -1,102 +1,97 @@
-"""The storage contract, and the commit semantics every backend shares.
+"""The storage contract, and the faces of the commit semantics every backend shares.
 
 Three layers, from the outside in:
 
 * :class:`Backend` and :class:`SessionStore` are what users and the runtime program
-  against (lash's ``SessionStoreFactory`` and ``RuntimePersistence``).
+  against (lash's ``SessionStoreFactory`` and ``RuntimePersistence``); :class:`AsyncBackend`
+  and :class:`AsyncSessionStore` are their awaitable counterparts (``lash.aio``).
 * :class:`StandardSessionStore` implements :class:`SessionStore` once, for every backend:
   revision compare-and-swap, ``Append``/``Unchanged``/``ReplaceFull``, snapshot reuse by
-  generation/revision, ledger merge, tombstones, vacuum and blob GC.
+  generation/revision, ledger merge, tombstones, vacuum and blob GC. The rules themselves
+  live in :mod:`lash.store_rules` as generators over primitives, so that
+  :class:`lash.aio.store.AsyncStandardSessionStore` applies the very same ones with ``await``.
 * :class:`SessionStorage` / :class:`StorageTransaction` are the primitives a backend
   provides: opaque bytes in and out inside a transaction. A new backend writes only these
-  (see :class:`StorageBackend`), and runs :mod:`lash.testing` to prove it.
+  (see :class:`StorageBackend`), and runs :mod:`lash.testing` to prove it. A backend with
+  an async driver may also provide :class:`AsyncSessionStorage` /
+  :class:`AsyncStorageTransaction` (see :class:`lash.aio.store.AsyncStorageBackend`).
 """
 
 from __future__ import annotations
 
-import enum
-import time
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-import attrs
-
-from lash import codec
-from lash.blobs import BlobStore, BlobWrite, EnvelopeBlobStore, StoredBlob, collectable, content_ref, put_all
-from lash.errors import (
-    BlobIntegrityError,
-    CorruptRecordError,
-    HeadRevisionConflict,
-    InvalidGraphError,
-    InvalidSessionId,
-    LashError,
-    SchemaVersionError,
-    SessionBindingMismatch,
-    SessionClosedError,
-    SessionDeletedError,
-    UnsupportedReadScope,
-)
-from lash.graph import SessionGraph
+from lash import store_rules
+from lash.blobs import BlobStore, EnvelopeBlobStore
+from lash.errors import SessionClosedError
 from lash.model import (
-    ActivePath,
-    Append,
-    BlobHint,
-    BlobKind,
-    BlobRef,
-    Checkpoint,
     Commit,
     CommitResult,
     FullGraph,
     GcReport,
     Head,
-    HydratedCheckpoint,
-    LedgerEntry,
     Node,
-    NodeKind,
-    PluginSnapshot,
     ReadScope,
-    ReplaceFull,
-    SessionConfig,
     SessionInfo,
     SessionMeta,
     SessionRead,
-    TokenUsage,
-    ToolState,
-    Unchanged,
     VacuumReport,
-    blob_ref_for,
+)
+from lash.store_rules import (
+    ANY_REVISION,
+    MAX_SESSION_ID_LENGTH,
+    BlobCalls,
+    ExpectedRevision,
+    LedgerKey,
+    Rules,
+    SessionRules,
+    SessionSummary,
+    StoredHead,
+    StoredNode,
+    check_session_id,
+    head_roots,
+    session_info,
+    stored_blobs,
+    user_text,
 )
 
 if TYPE_CHECKING:
     from lash.encryption import Encryption  # imports cryptography: only when [encryption] is set
 
-MAX_SESSION_ID_LENGTH = 1024
+T = TypeVar("T")
 
-LedgerKey = tuple[str, str]
-
-
-def check_session_id(session_id: object) -> str:
-    """``session_id`` if lash can store it safely, else :class:`InvalidSessionId`.
-
-    Any non-empty text without NUL of at most 1024 characters is accepted, including
-    ``../x`` and unicode: backends store ids as data (hashed file names, bound SQL
-    parameters, escaped keys), never as paths or SQL.
-    """
-    if not isinstance(session_id, str):
-        raise InvalidSessionId(session_id, f"must be a str, not {type(session_id).__name__}")
-    if not session_id:
-        raise InvalidSessionId(session_id, "must not be empty")
-    if "\x00" in session_id:
-        raise InvalidSessionId(session_id, "must not contain NUL")
-    if len(session_id) > MAX_SESSION_ID_LENGTH:
-        raise InvalidSessionId(session_id, f"longer than {MAX_SESSION_ID_LENGTH} characters")
-    try:
-        session_id.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidSessionId(session_id, "is not valid unicode text") from exc
-    return session_id
+__all__ = [
+    "ANY_REVISION",
+    "MAX_SESSION_ID_LENGTH",
+    "AsyncBackend",
+    "AsyncScrubbingStorage",
+    "AsyncSessionStorage",
+    "AsyncSessionStore",
+    "AsyncStorageTransaction",
+    "Backend",
+    "ExpectedRevision",
+    "Head",
+    "LedgerKey",
+    "ScrubbingStorage",
+    "SessionStorage",
+    "SessionStore",
+    "SessionSummary",
+    "StandardSessionStore",
+    "StorageBackend",
+    "StorageTransaction",
+    "StoredHead",
+    "StoredNode",
+    "check_session_id",
+    "collect_shared_blobs",
+    "head_roots",
+    "session_info",
+    "stored_blobs",
+    "user_text",
+]
 
 
 # --- the public contract --------------------------------------------------------------------
@@ -220,9 +215,11 @@ class AsyncSessionStore(Protocol):
 class AsyncBackend(Protocol):
     """:class:`Backend` with awaitable methods, which a backend may implement natively.
 
-    Discovery: a :class:`Backend` that has a method ``async_backend()`` returning one of
-    these gets it used by ``lash.aio`` (called once per handle, on the event-loop thread,
-    so it may create loop-bound resources such as psycopg's ``AsyncConnectionPool``).
+    Discovery: a :class:`Backend` that has a method ``async_backend(executor)`` returning one
+    of these gets it used by ``lash.aio`` (called once per handle, on the event-loop thread,
+    so it may create loop-bound resources such as psycopg's ``AsyncConnectionPool``;
+    ``executor`` is the handle's worker pool, for blocking work that has no async face, such
+    as an external ``[blobs]`` store).
     Backends without it are run by ``lash.aio`` in its bounded worker pool. ``close()``
     releases only what the async side holds: ``lash.aio`` closes the :class:`Backend`
     itself afterwards.
@@ -243,15 +240,6 @@ class AsyncBackend(Protocol):
 
 
 # --- primitives a backend implements ----------------------------------------------------
-
-
-@attrs.frozen
-class StoredNode:
-    """A node as a backend stores it: id and parent as columns, the record as bytes."""
-
-    node_id: str
-    parent_id: str | None
-    data: bytes
 
 
 class StorageTransaction(Protocol):
@@ -344,62 +332,68 @@ class ScrubbingStorage(Protocol):
         ...
 
 
-class _AnyRevision(enum.Enum):
-    ANY = "any"
+class AsyncStorageTransaction(Protocol):
+    """:class:`StorageTransaction` with awaitable methods, for backends with an async driver.
+
+    Same methods, arguments and results; the core calls them one at a time.
+    """
+
+    async def read_head(self) -> bytes | None: ...
+
+    async def write_head(self, revision: int, data: bytes) -> None: ...
+
+    async def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]: ...
+
+    async def read_all_nodes(self) -> list[bytes]: ...
+
+    async def read_path(self, leaf_id: str) -> list[bytes]: ...
+
+    async def insert_nodes(self, nodes: Sequence[StoredNode]) -> None: ...
+
+    async def clear_nodes(self) -> None: ...
+
+    async def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]: ...
+
+    async def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None: ...
+
+    async def read_meta(self) -> bytes | None: ...
+
+    async def write_meta(self, data: bytes) -> None: ...
+
+    async def tombstone_nodes(self, node_ids: Collection[str]) -> int: ...
+
+    async def vacuum(self) -> int: ...
 
 
-ANY_REVISION: Final = _AnyRevision.ANY
-"""``delete_session``'s default: delete whatever revision the head is at."""
+class AsyncSessionStorage(Protocol):
+    """:class:`SessionStorage` whose transaction is an async context manager.
 
-ExpectedRevision = int | None | Literal[_AnyRevision.ANY]
+    Leaving the ``async with`` block normally commits; leaving it by an exception (or a
+    cancellation) rolls back, so a transaction cut off half-way writes nothing. An
+    :class:`AsyncScrubbingStorage` may also scrub.
+    """
 
+    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[AsyncStorageTransaction]: ...
 
-# --- the shared semantics --------------------------------------------------------------
-
-
-@attrs.frozen
-class SessionSummary:
-    """Counts kept in the head so that listing sessions never reads their nodes."""
-
-    node_count: int = 0
-    user_message_count: int = 0
-    first_user_message: str | None = None
-
-    def add(self, nodes: Iterable[Node]) -> SessionSummary:
-        count, users, first = self.node_count, self.user_message_count, self.first_user_message
-        for node in nodes:
-            count += 1
-            text = user_text(node)
-            if text is not None:
-                users += 1
-                first = text if first is None else first
-        return SessionSummary(count, users, first)
+    async def close(self) -> None: ...
 
 
-def user_text(node: Node) -> str | None:
-    """The text of a user message node, else None."""
-    if node.kind != NodeKind.MESSAGE or not isinstance(node.body, dict) or node.body.get("role") != "user":
-        return None
-    content = node.body.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return str(content)
+@runtime_checkable
+class AsyncScrubbingStorage(Protocol):
+    """Optional: an :class:`AsyncSessionStorage` that can overwrite the space deletes freed."""
+
+    async def scrub(self) -> None: ...
 
 
-@attrs.frozen
-class StoredHead:
-    """The head record as stored: the public head plus the summary."""
-
-    head: Head
-    summary: SessionSummary = SessionSummary()
-    deleted_at: float | None = None
-    """Set by a delete: any store still holding the session refuses to write into it."""
+# --- the synchronous face of the shared semantics ----------------------------------------
 
 
 class StandardSessionStore:
-    """:class:`SessionStore` over :class:`SessionStorage` primitives, for every backend."""
+    """:class:`SessionStore` over :class:`SessionStorage` primitives, for every backend.
+
+    Each method runs the generator of :class:`lash.store_rules.SessionRules` with plain
+    calls (:func:`lash.store_rules.run`) inside ``storage.transaction()``.
+    """
 
     def __init__(
         self,
@@ -412,432 +406,62 @@ class StandardSessionStore:
         self.session_id = check_session_id(session_id)
         self.storage = storage
         self.blobs = blobs
-        self._shared_gc = shared_gc
+        self.rules = SessionRules(self.session_id, storage, BlobCalls(blobs), shared_gc)
         self._closed = False
-        self._last_head: tuple[bytes, StoredHead] | None = None
-        """The head record last read or written, with its bytes: a commit re-reads the head it wrote."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.session_id!r}>"
 
-    # -- helpers --------------------------------------------------------------------------
-
-    def _txn(self, *, write: bool) -> AbstractContextManager[StorageTransaction]:
+    def _txn(self, write: bool) -> AbstractContextManager[StorageTransaction]:
         if self._closed:
             raise SessionClosedError(f"session store {self.session_id!r} is closed")
         return self.storage.transaction(write=write)
 
-    def _read_head(self, txn: StorageTransaction, *, deleted_ok: bool = False) -> StoredHead | None:
-        raw = txn.read_head()
-        if raw is None:
-            return None
-        last = self._last_head
-        if last is not None and last[0] == raw:  # the same bytes decode to the same record
-            stored = last[1]
-        else:
-            stored = codec.decode(raw, StoredHead, f"head of session {self.session_id!r}")
-            self._last_head = (raw, stored)
-        if stored.deleted_at is not None and not deleted_ok:
-            raise SessionDeletedError(self.session_id)
-        return stored
-
-    def _node(self, raw: bytes, node_id: str | None) -> Node:
-        """Decode a node record; ``node_id`` is what the caller asked for (None: unknown)."""
-        name = "a node" if node_id is None else f"node {node_id!r}"
-        return codec.decode(raw, Node, f"{name} of session {self.session_id!r}")
-
-    def _path_nodes(self, raws: Sequence[bytes], leaf_id: str) -> list[Node]:
-        """Decode :meth:`StorageTransaction.read_path` records (leaf first), naming each by the id asked for."""
-        try:  # the label naming a damaged node is only worth building when one is
-            nodes = [codec.decode(raw, Node) for raw in raws]
-        except LashError:  # decode again, naming the culprit
-            nodes = []
-            expected: str | None = leaf_id
-            for raw in raws:
-                nodes.append(self._node(raw, expected))
-                expected = nodes[-1].parent_id
-        return nodes
-
-    def _all_nodes(self, raws: Iterable[bytes]) -> list[Node]:
-        """Decode every node record; an undecodable one is named by the node stored before it."""
-        nodes: list[Node] = []
-        for raw in raws:
-            try:
-                nodes.append(codec.decode(raw, Node))
-            except (CorruptRecordError, SchemaVersionError) as exc:
-                where = f"after node {nodes[-1].node_id!r}" if nodes else "first"
-                what = f"the node stored {where} in session {self.session_id!r}"
-                if isinstance(exc, SchemaVersionError):
-                    raise SchemaVersionError(exc.found, exc.supported, what) from exc
-                raise CorruptRecordError(what, exc.reason) from exc
-        return nodes
-
-    def _blob(self, ref: BlobRef | None, cls: type, kind: str):
-        if ref is None:
-            return None
-        what = f"{kind} blob of session {self.session_id!r}"
-        try:
-            data = self.blobs.get(ref)
-        except BlobIntegrityError as exc:
-            raise BlobIntegrityError(ref, f"{exc.reason} ({what})") from exc
-        except SchemaVersionError as exc:
-            raise SchemaVersionError(exc.found, exc.supported, f"{what} {ref}") from exc
-        if data is None:
-            raise BlobIntegrityError(ref, f"{kind} blob referenced by the head of {self.session_id!r} is missing")
-        if cls is bytes:
-            return data
-        record = codec.decode(data, cls, f"{what} {ref}")
-        if isinstance(record, ToolState) and not all(isinstance(t.get("name"), str) for t in record.tools):
-            raise CorruptRecordError(f"{what} {ref}", "a tool has no str 'name'")
-        return record
-
-    # -- reads ----------------------------------------------------------------------------
+    def _run(self, rules: Rules[T]) -> T:
+        return store_rules.run(rules, self._txn)
 
     def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
-        if not isinstance(scope, FullGraph | ActivePath):
-            raise UnsupportedReadScope(scope)
-        with self._txn(write=False) as txn:
-            stored = self._read_head(txn)
-            if stored is None:
-                return None
-            head = stored.head
-            if isinstance(scope, FullGraph):
-                nodes = self._all_nodes(txn.read_all_nodes())
-                leaf = head.leaf_node_id
-            else:
-                leaf = scope.leaf_node_id or head.leaf_node_id
-                nodes = self._path_nodes(txn.read_path(leaf), leaf)[::-1] if leaf else []
-                if leaf is not None and not nodes:
-                    raise InvalidGraphError(f"node {leaf!r} is not in session {self.session_id!r}")
-            ledger = tuple(
-                LedgerEntry(s, m, codec.decode(raw, TokenUsage, self._ledger_label(s, m)))
-                for (s, m), raw in txn.read_ledger().items()
-            )
-        manifest = head.manifest
-        checkpoint = HydratedCheckpoint(
-            turn_state=manifest.turn_state,
-            tool_state=self._blob(manifest.tool_state_ref, ToolState, BlobKind.TOOL_STATE),
-            plugin_snapshot=self._blob(manifest.plugin_snapshot_ref, PluginSnapshot, BlobKind.PLUGIN_SNAPSHOT),
-            execution_state=self._blob(manifest.execution_state_ref, bytes, BlobKind.EXECUTION_STATE),
-        )
-        return SessionRead(
-            session_id=self.session_id,
-            head_revision=head.revision,
-            config=head.config,
-            graph=SessionGraph.from_nodes(nodes, leaf),
-            checkpoint_ref=head.checkpoint_ref,
-            checkpoint=checkpoint,
-            token_ledger=ledger,
-            agent_frames=head.agent_frames,
-            current_agent_frame_id=head.current_agent_frame_id,
-        )
+        return self._run(self.rules.load_session(scope))
 
     def load_head(self) -> Head | None:
         """The head record without nodes or blobs (cheap)."""
-        with self._txn(write=False) as txn:
-            stored = self._read_head(txn)
+        stored = self._run(self.rules.load_stored_head())
         return None if stored is None else stored.head
 
     def load_summary(self) -> tuple[Head, SessionSummary] | None:
         """The head and its summary counts, or None before the first commit."""
-        with self._txn(write=False) as txn:
-            stored = self._read_head(txn)
+        stored = self._run(self.rules.load_stored_head())
         return None if stored is None else (stored.head, stored.summary)
 
-    def _ledger_label(self, source: str, model: str) -> str:
-        return f"ledger entry ({source!r}, {model!r}) of session {self.session_id!r}"
-
     def load_node(self, node_id: str) -> Node | None:
-        with self._txn(write=False) as txn:
-            raw = txn.read_nodes([node_id]).get(node_id)
-        return None if raw is None else self._node(raw, node_id)
+        return self._run(self.rules.load_node(node_id))
 
     def load_meta(self) -> SessionMeta | None:
-        with self._txn(write=False) as txn:
-            raw = txn.read_meta()
-        return None if raw is None else codec.decode(raw, SessionMeta, f"meta of session {self.session_id!r}")
-
-    # -- writes ---------------------------------------------------------------------------
+        return self._run(self.rules.load_meta())
 
     def save_meta(self, meta: SessionMeta) -> None:
-        if meta.session_id != self.session_id:
-            raise SessionBindingMismatch(self.session_id, meta.session_id)
-        data = codec.encode(meta)
-        with self._txn(write=True) as txn:
-            txn.write_meta(data)
+        self._run(self.rules.save_meta(meta))
 
     def commit(self, commit: Commit) -> CommitResult:
-        if commit.session_id != self.session_id:
-            raise SessionBindingMismatch(self.session_id, commit.session_id)
-        encoded = _encode_delta(commit.graph)  # encode first: a bad body fails before any write
-        with self._txn(write=True) as txn:
-            stored = self._read_head(txn)
-            actual = stored.head.revision if stored else None
-            if commit.expected_head_revision != actual:
-                raise HeadRevisionConflict(commit.expected_head_revision, actual)
-            summary = self._apply_graph(txn, commit.graph, encoded, stored)
-            _merge_ledger(txn, commit.usage_deltas, self._ledger_label)
-            manifest, checkpoint_ref = self._write_snapshots(
-                commit.checkpoint, stored.head.manifest if stored else None
-            )
-            revision = 1 if actual is None else actual + 1
-            head = Head(
-                revision=revision,
-                config=commit.config,
-                leaf_node_id=_delta_leaf(commit.graph),
-                checkpoint_ref=checkpoint_ref,
-                manifest=manifest,
-                agent_frames=tuple(commit.agent_frames),
-                current_agent_frame_id=commit.current_agent_frame_id,
-                committed_at=time.time(),
-            )
-            new_head = StoredHead(head, summary)
-            data = codec.encode(new_head)
-            txn.write_head(revision, data)
-        self._last_head = (data, new_head)
-        return CommitResult(revision, checkpoint_ref, manifest)
-
-    def _apply_graph(
-        self,
-        txn: StorageTransaction,
-        delta: Unchanged | Append | ReplaceFull,
-        encoded: list[StoredNode],
-        stored: StoredHead | None,
-    ) -> SessionSummary:
-        summary = stored.summary if stored else SessionSummary()
-        if isinstance(delta, ReplaceFull):
-            leaf = delta.graph.leaf_node_id
-            if leaf is not None and leaf not in delta.graph.nodes:
-                raise InvalidGraphError(f"ReplaceFull leaf {leaf!r} is not in the graph it replaces")
-            txn.clear_nodes()
-            txn.insert_nodes(encoded)
-            return SessionSummary().add(delta.graph.nodes.values())
-        new_nodes: tuple[Node, ...] = delta.nodes if isinstance(delta, Append) else ()
-        batch = {n.node_id: n for n in new_nodes}
-        existing = txn.read_nodes(batch.keys(), include_tombstoned=True) if batch else {}
-        for node_id, raw in existing.items():
-            if self._node(raw, node_id) != batch[node_id]:
-                raise InvalidGraphError(f"node id {node_id!r} already exists with other content")
-        fresh = [n for n in new_nodes if n.node_id not in existing]
-        # Every parent and the leaf must exist: in this batch (earlier) or in the store.
-        needed: set[str] = set()
-        seen: set[str] = set()
-        for node in fresh:
-            if node.parent_id is not None and node.parent_id not in seen:
-                needed.add(node.parent_id)
-            seen.add(node.node_id)
-        leaf = _delta_leaf(delta)
-        if leaf is not None and leaf not in seen:
-            needed.add(leaf)
-        if stored is not None and stored.head.leaf_node_id is not None:
-            needed.discard(stored.head.leaf_node_id)  # visible for sure: tombstone_nodes refuses the head's path
-        if needed:  # a re-sent node that is tombstoned stays hidden: it can be neither a parent nor the leaf
-            missing = needed - txn.read_nodes(needed).keys()
-            if missing:
-                raise InvalidGraphError(f"unknown or tombstoned node(s) referenced by commit: {sorted(missing)}")
-        if fresh:
-            txn.insert_nodes([s for s in encoded if s.node_id not in existing])
-        return summary.add(fresh)
-
-    def _write_snapshots(
-        self, checkpoint: HydratedCheckpoint, previous: Checkpoint | None
-    ) -> tuple[Checkpoint, BlobRef]:
-        """Store the changed snapshot blobs and the manifest naming them; the manifest and its ref.
-
-        A ref is the SHA-256 of the content, so the manifest is built before anything is
-        uploaded and every blob of the commit goes to the store in one :func:`put_all`
-        (concurrent requests on S3: about one round trip instead of one per blob).
-        """
-        prev = previous or Checkpoint()
-        writes: list[tuple[BlobWrite, BlobRef]] = []
-        ref_for = content_ref(self.blobs)
-        tools, plugins = checkpoint.tool_state, checkpoint.plugin_snapshot
-        tool_gen = tools.generation if tools is not None else None
-        plugin_rev = plugins.revision if plugins is not None else None
-        exec_ref = None
-        if checkpoint.execution_state is not None:
-            exec_ref = _stage(writes, ref_for, checkpoint.execution_state, BlobKind.EXECUTION_STATE)
-        manifest = Checkpoint(
-            turn_state=checkpoint.turn_state,
-            tool_state_ref=self._snapshot_ref(
-                writes, ref_for, tools, tool_gen, prev.tool_state_ref, prev.tool_state_generation, BlobKind.TOOL_STATE
-            ),
-            plugin_snapshot_ref=self._snapshot_ref(
-                writes,
-                ref_for,
-                plugins,
-                plugin_rev,
-                prev.plugin_snapshot_ref,
-                prev.plugin_snapshot_revision,
-                BlobKind.PLUGIN_SNAPSHOT,
-            ),
-            plugin_snapshot_revision=plugin_rev,
-            execution_state_ref=exec_ref,
-            tool_state_generation=tool_gen,
-        )
-        checkpoint_ref = _stage(writes, ref_for, codec.encode(manifest), BlobKind.CHECKPOINT_MANIFEST, hints=())
-        stored = put_all(self.blobs, [write for write, _ in writes])
-        for (_, want), got in zip(writes, stored, strict=True):
-            if want != got:
-                raise BlobIntegrityError(want, f"the blob store returned ref {got} for this content")
-        return manifest, checkpoint_ref
-
-    def _snapshot_ref(
-        self,
-        writes: list[tuple[BlobWrite, BlobRef]],
-        ref_for: Callable[[bytes], BlobRef],
-        record: object,
-        version: int | None,
-        prev_ref: BlobRef | None,
-        prev_version: int | None,
-        kind: str,
-    ) -> BlobRef | None:
-        """The blob of a snapshot, reusing the previous one when its generation/revision is unchanged."""
-        if record is None:
-            return None
-        if prev_ref is not None and prev_version == version:
-            return prev_ref
-        return _stage(writes, ref_for, codec.encode(record), kind)
-
-    # -- maintenance ----------------------------------------------------------------------
+        return self._run(self.rules.commit(commit))
 
     def tombstone_nodes(self, node_ids: Iterable[str]) -> int:
-        ids = set(node_ids)
-        if not ids:
-            return 0
-        with self._txn(write=True) as txn:
-            stored = self._read_head(txn)
-            if stored is not None and stored.head.leaf_node_id is not None:
-                leaf = stored.head.leaf_node_id
-                on_path = {n.node_id for n in self._path_nodes(txn.read_path(leaf), leaf)}
-                if ids & on_path:
-                    raise InvalidGraphError(
-                        f"cannot tombstone node(s) on the head's active path: {sorted(ids & on_path)[:5]}"
-                    )
-            # Read before writing: a backend may stage writes until the transaction ends.
-            visible = self._all_nodes(txn.read_all_nodes()) if stored is not None else []
-            hidden = txn.tombstone_nodes(ids)
-            if stored is not None and hidden:
-                summary = SessionSummary().add(n for n in visible if n.node_id not in ids)
-                txn.write_head(stored.head.revision, codec.encode(attrs.evolve(stored, summary=summary)))
-        return hidden
+        return self._run(self.rules.tombstone_nodes(node_ids))
 
     def vacuum(self) -> VacuumReport:
-        with self._txn(write=True) as txn:
-            removed = txn.vacuum()
-        self._scrub()
-        return VacuumReport(removed)
-
-    def _scrub(self) -> None:
-        if isinstance(self.storage, ScrubbingStorage):
-            self.storage.scrub()
+        return self._run(self.rules.vacuum())
 
     def mark_deleted(self, expected_head_revision: ExpectedRevision = ANY_REVISION) -> None:
-        """Step one of a delete: mark the head deleted, if it is still at ``expected_head_revision``.
-
-        Inside the session's write transaction, so a commit lands either before (the
-        revision moved: :class:`HeadRevisionConflict`, nothing changes) or after (it finds
-        the mark and raises :class:`SessionDeletedError` instead of writing into storage
-        that is about to disappear).
-        """
-        with self._txn(write=True) as txn:
-            stored = self._read_head(txn, deleted_ok=True)
-            live = stored if stored is not None and stored.deleted_at is None else None
-            actual = live.head.revision if live else None
-            if expected_head_revision is not ANY_REVISION and expected_head_revision != actual:
-                raise HeadRevisionConflict(expected_head_revision, actual)
-            # A session never committed gets a placeholder head: only its mark is ever read.
-            head = live.head if live else Head(0, SessionConfig(), None, blob_ref_for(b""), Checkpoint())
-            txn.write_head(head.revision, codec.encode(StoredHead(head, deleted_at=time.time())))
+        """Step one of a delete (see :meth:`lash.store_rules.SessionRules.mark_deleted`)."""
+        self._run(self.rules.mark_deleted(expected_head_revision))
 
     def gc_unreachable(self) -> GcReport:
-        if self._shared_gc is not None:
-            return self._shared_gc()
-        with self._txn(write=True) as txn:  # serialises with commits writing blobs
-            stored = self._read_head(txn)
-            roots = head_roots(stored.head) if stored else set()
-            doomed, kept = collectable(stored_blobs(self.blobs), roots, grace_seconds=0)
-            deleted = self.blobs.delete(doomed) if doomed else 0
-        if deleted:
-            self._scrub()
-        return GcReport(len(roots), kept, deleted)
+        return self._run(self.rules.gc_unreachable())
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.storage.close()
-
-
-def session_info(session_id: str, meta: SessionMeta | None, head: Head | None, summary: SessionSummary) -> SessionInfo:
-    """The picker row of a session, from its meta and its head's summary (never its nodes)."""
-    return SessionInfo(
-        session_id=session_id,
-        cwd=meta.cwd if meta else None,
-        parent_session_id=meta.parent_session_id if meta else None,
-        first_user_message=summary.first_user_message,
-        user_message_count=summary.user_message_count,
-        head_revision=head.revision if head else None,
-    )
-
-
-def head_roots(head: Head) -> set[BlobRef]:
-    """The blobs a head keeps alive: its manifest and the refs inside it."""
-    return {head.checkpoint_ref, *head.manifest.blob_refs()}
-
-
-def stored_blobs(blobs: BlobStore) -> Iterator[StoredBlob]:
-    """Every blob with its age where the store knows it."""
-    if isinstance(blobs, EnvelopeBlobStore):
-        return blobs.storage.list()
-    return (StoredBlob(ref) for ref in blobs.refs())
-
-
-def _stage(
-    writes: list[tuple[BlobWrite, BlobRef]],
-    ref_for: Callable[[bytes], BlobRef],
-    data: bytes,
-    kind: str,
-    hints: tuple[str, ...] = (BlobHint.COMPRESSIBLE,),
-) -> BlobRef:
-    """Queue ``data`` for :func:`put_all` and return the ref it will be stored under."""
-    write = BlobWrite(bytes(data), kind, hints)
-    ref = ref_for(write.data)  # hashed once: the manifest names it, and put_all's answer is checked against it
-    writes.append((write, ref))
-    return ref
-
-
-def _delta_leaf(delta: Unchanged | Append | ReplaceFull) -> str | None:
-    return delta.graph.leaf_node_id if isinstance(delta, ReplaceFull) else delta.leaf_node_id
-
-
-def _encode_delta(delta: Unchanged | Append | ReplaceFull) -> list[StoredNode]:
-    if isinstance(delta, ReplaceFull):
-        nodes: Iterable[Node] = delta.graph.nodes.values()
-    elif isinstance(delta, Append):
-        nodes = delta.nodes
-    elif isinstance(delta, Unchanged):
-        nodes = ()
-    else:
-        raise TypeError(f"commit.graph must be Unchanged, Append or ReplaceFull, not {type(delta).__name__}")
-    return [StoredNode(n.node_id, n.parent_id, codec.encode(n)) for n in nodes]
-
-
-def _merge_ledger(
-    txn: StorageTransaction, deltas: Iterable[LedgerEntry], label: Callable[[str, str], str]
-) -> None:
-    merged: dict[LedgerKey, TokenUsage] = {}
-    for entry in deltas:
-        if entry.usage.total != 0:
-            merged[entry.key] = merged.get(entry.key, TokenUsage()) + entry.usage
-    if not merged:
-        return
-    stored = txn.read_ledger(merged.keys())
-    rows = {}
-    for key, usage in merged.items():
-        if key in stored:
-            usage = codec.decode(stored[key], TokenUsage, label(*key)) + usage
-        rows[key] = codec.encode(usage)
-    txn.write_ledger(rows)
 
 
 # --- a base class for backends built from primitives ------------------------------------
@@ -848,7 +472,8 @@ class StorageBackend(ABC):
 
     Subclasses implement ``_open_storage``, ``_session_blobs``, ``_session_ids``,
     ``_delete_storage`` and ``_close``; sessions, listing, composition with an external
-    blob store (``[blobs]`` in config) and GC are shared here.
+    blob store (``[blobs]`` in config) and GC are shared here (their rules, in
+    :mod:`lash.store_rules`, with :class:`lash.aio.store.AsyncStorageBackend`).
     """
 
     blobs_per_session: bool = False
@@ -903,6 +528,14 @@ class StorageBackend(ABC):
     def _shares_blobs(self) -> bool:
         return self._external_blobs is not None or not self.blobs_per_session
 
+    def _shared_blob_calls(self) -> BlobCalls:
+        blobs = self.blobs
+        assert blobs is not None
+        return BlobCalls(blobs)
+
+    def _run(self, rules: Rules[T]) -> T:
+        return store_rules.run(rules, store_rules.no_transaction)
+
     def open_session(self, session_id: str, *, create: bool = True) -> StandardSessionStore | None:
         session_id = check_session_id(session_id)
         storage = self._open_storage(session_id, create=create)
@@ -913,79 +546,30 @@ class StorageBackend(ABC):
             storage, blobs = self.encryption.session_storage(session_id, storage), self.encryption.blob_store(blobs)
         return StandardSessionStore(session_id, storage, blobs, shared_gc=self.gc if self._shares_blobs() else None)
 
+    def _open_store(self, session_id: str, create: bool) -> StandardSessionStore | None:
+        return self.open_session(session_id, create=create)
+
     def delete_session(self, session_id: str, *, expected_head_revision: ExpectedRevision = ANY_REVISION) -> bool:
         """Mark the session deleted (a compare-and-delete when given a revision), then remove its storage.
 
         The mark is written in the session's write transaction by the core, so every backend
         gets the check and no store that still has the session open can commit into it.
         """
-        session_id = check_session_id(session_id)
-        store = self.open_session(session_id, create=False)
-        if store is None:
-            if expected_head_revision is not ANY_REVISION and expected_head_revision is not None:
-                raise HeadRevisionConflict(expected_head_revision, None)
-            return False
-        try:
-            store.mark_deleted(expected_head_revision)
-        finally:
-            store.close()
-        return self._delete_storage(session_id)
+        return self._run(store_rules.delete_session(self, session_id, expected_head_revision))
 
     def session_ids(self) -> list[str]:
         """Ids of every stored session."""
         return self._session_ids()
 
     def list_sessions(self) -> list[SessionInfo]:
-        infos = []
-        for session_id in self._session_ids():
-            store = self.open_session(session_id, create=False)
-            if store is None:
-                continue
-            try:
-                meta = store.load_meta()
-                loaded = store.load_summary()
-            except SessionDeletedError:  # being deleted right now
-                continue
-            finally:
-                store.close()
-            head, summary = loaded if loaded else (None, SessionSummary())
-            infos.append(session_info(session_id, meta, head, summary))
-        return infos
+        return self._run(store_rules.list_sessions(self))
 
-    def _heads(self) -> Iterator[Head]:
-        for session_id in self._session_ids():
-            store = self.open_session(session_id, create=False)
-            if store is None:
-                continue
-            try:
-                head = store.load_head()
-            except SessionDeletedError:  # being deleted: its blobs are no longer roots
-                continue
-            finally:
-                store.close()
-            if head is not None:
-                yield head
+    def _live_heads(self) -> list[Head]:
+        """Every live head: the GC roots of a shared blob store (a backend may read them in one query)."""
+        return self._run(store_rules.live_heads(self))
 
     def gc(self) -> GcReport:
-        if not self._shares_blobs():
-            reports = []
-            for session_id in self._session_ids():
-                store = self.open_session(session_id, create=False)
-                if store is not None:
-                    try:
-                        reports.append(store.gc_unreachable())
-                    except SessionDeletedError:  # its storage goes with it
-                        pass
-                    finally:
-                        store.close()
-            return GcReport(
-                sum(r.root_count for r in reports),
-                sum(r.retained_blob_count for r in reports),
-                sum(r.deleted_blob_count for r in reports),
-            )
-        blobs = self.blobs
-        assert blobs is not None
-        return collect_shared_blobs(blobs, self._heads, self.gc_grace_seconds)
+        return self._run(store_rules.gc(self))
 
     def close(self) -> None:
         self._close()
@@ -994,28 +578,11 @@ class StorageBackend(ABC):
 def collect_shared_blobs(blobs: BlobStore, heads: Callable[[], Iterable[Head]], grace_seconds: float) -> GcReport:
     """Delete blobs of a store shared by many sessions that no head references.
 
-    A blob of a commit in flight survives because: blobs younger than ``grace_seconds`` are
-    kept; roots (``heads()``) are collected before the listing and again after it, so a
-    commit that landed meanwhile counts; and the delete re-checks each blob's age against
-    the cutoff taken before the listing (``older_than``), so a blob that a commit reused
-    after the listing (a write refreshes its age) is not deleted on the listing's word.
+    See :func:`lash.store_rules.collect_shared` for why a blob of a commit in flight survives.
     """
-    roots = _roots(heads())
-    cutoff = time.time() - grace_seconds
-    listed = list(stored_blobs(blobs))
-    roots |= _roots(heads())
-    doomed, kept = collectable(listed, roots, grace_seconds, now=cutoff + grace_seconds)
-    if not doomed:
-        deleted = 0
-    elif isinstance(blobs, EnvelopeBlobStore):
-        deleted = blobs.delete(doomed, older_than=cutoff)
-    else:  # a store without ages: the listing is all there is to go on
-        deleted = blobs.delete(doomed)
-    return GcReport(len(roots), kept + len(doomed) - deleted, deleted)
+    rules = store_rules.collect_shared(BlobCalls(blobs), functools.partial(_listed, heads), grace_seconds)
+    return store_rules.run(rules, store_rules.no_transaction)
 
 
-def _roots(heads: Iterable[Head]) -> set[BlobRef]:
-    roots: set[BlobRef] = set()
-    for head in heads:
-        roots |= head_roots(head)
-    return roots
+def _listed(heads: Callable[[], Iterable[Head]]) -> list[Head]:
+    return list(heads())

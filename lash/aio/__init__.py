@@ -15,7 +15,7 @@ and ``load_path(node_id)`` before ``checkout()`` of a node residency left in sto
 One implementation, two faces: every multi-step operation is a generator in
 :mod:`lash.operations` that yields storage calls; :class:`lash.Session` answers them with
 plain calls, :class:`lash.aio.Session` with ``await`` (psycopg 3's design). A backend with a
-native :class:`~lash.store.AsyncBackend` (``backend.async_backend()``) is awaited directly;
+native :class:`~lash.store.AsyncBackend` (``backend.async_backend(executor)``) is awaited directly;
 any other runs in the handle's bounded worker pool (``max_workers``), never on the
 event-loop thread. Only the standard library's asyncio is needed.
 """

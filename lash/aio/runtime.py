@@ -38,7 +38,7 @@ class Lash:
         self._executor = executor
         self._loop = loop
         self.async_backend: AsyncBackend = async_backend(core.backend, executor)
-        """The backend's async face: native (``backend.async_backend()``) or run in the worker pool."""
+        """The backend's async face: native (``backend.async_backend(executor)``) or run in the worker pool."""
         self._sessions: list[Session] = []
         self._closed = False
 

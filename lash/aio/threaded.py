@@ -121,6 +121,10 @@ class ThreadedBackend:
 
 
 def async_backend(backend: Backend, executor: Executor) -> AsyncBackend:
-    """The backend's native :class:`~lash.store.AsyncBackend` (``backend.async_backend()``), else a threaded one."""
+    """The native :class:`~lash.store.AsyncBackend` (``backend.async_backend(executor)``), else a threaded one.
+
+    ``executor`` is the handle's worker pool: a native backend runs there only what has no
+    async face of its own (an external ``[blobs]`` store).
+    """
     native = getattr(backend, "async_backend", None)
-    return native() if native is not None else ThreadedBackend(backend, executor)
+    return native(executor) if native is not None else ThreadedBackend(backend, executor)

@@ -11,7 +11,7 @@ It runs two kinds of case:
 * every store- and backend-level contract case of :class:`~lash.testing.BackendTests`
   (``test_async_<name>``), with ``store``/``writer`` (or, for backend-level cases,
   ``backend``) going through the backend's :class:`~lash.store.AsyncBackend`: the native
-  one when the backend has ``async_backend()``, else lash.aio's worker-pool adapter. The
+  one when the backend has ``async_backend(executor)``, else lash.aio's worker-pool adapter. The
   test bodies stay synchronous: each call is run on an event loop in a helper thread;
 * runtime cases through ``lash.aio.open()``: resume equality with the sync face, conflict
   and refresh, children, prune, delete, GC, and commits cancelled at random points.

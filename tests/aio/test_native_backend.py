@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ class MemoryWithNativeAsync(MemoryBackend):
         super().__init__(**options)
         self.calls: list[threading.Thread] = []
 
-    def async_backend(self) -> InlineBackend:
+    def async_backend(self, executor: Executor) -> InlineBackend:
         return InlineBackend(self, self.calls)
 
 

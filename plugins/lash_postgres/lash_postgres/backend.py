@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
-from lash import codec
 from lash.blobs import BlobProfile, EnvelopeBlobStore
 from lash.errors import ConfigError
-from lash.model import GcReport, Head, SessionInfo, SessionMeta
-from lash.store import SessionSummary, StorageBackend, StoredHead, session_info
+from lash.model import GcReport, Head, SessionInfo
+from lash.store import StorageBackend
+from lash_postgres import queries
 from lash_postgres.database import Database
 from lash_postgres.errors import ConnectionTarget, translating
 from lash_postgres.migrations import migrate
 from lash_postgres.storage import PostgresBlobStorage, PostgresSessionStorage, Statements
+
+if TYPE_CHECKING:
+    from lash_postgres.aio import AsyncPostgresBackend
 
 MAX_IDENTIFIER_LENGTH = 63
 """PostgreSQL silently truncates longer names; lash refuses them instead."""
@@ -71,13 +75,14 @@ class PostgresBackend(StorageBackend):
         quoted = sql.Identifier(self.schema).as_string()
         self._migrate(quoted, connect_timeout, statement_timeout)
         self.sql = Statements(quoted)
-        self.db = Database(
-            self.target,
-            pool_min=pool_min,
-            pool_max=pool_max,
-            connect_timeout=connect_timeout,
-            statement_timeout=statement_timeout,
-        )
+        self.pool_limits = {
+            "pool_min": pool_min,
+            "pool_max": pool_max,
+            "connect_timeout": connect_timeout,
+            "statement_timeout": statement_timeout,
+        }
+        """The options of every pool this backend opens (the sync one here, the async one in :meth:`async_backend`)."""
+        self.db = Database(self.target, **self.pool_limits)
         self.blob_storage = PostgresBlobStorage(self.db, self.sql)
         self._blob_store = EnvelopeBlobStore(self.blob_storage, self.blob_profile)
 
@@ -94,16 +99,23 @@ class PostgresBackend(StorageBackend):
         ):
             migrate(conn, self.schema, quoted)
 
+    def async_backend(self, executor: Executor) -> AsyncPostgresBackend:
+        """The native async face (``lash.aio``): the same statements on psycopg's ``AsyncConnectionPool``.
+
+        Called on the event-loop thread; the pool (``pool_min``/``pool_max`` connections of
+        its own) opens on first use and is closed by the async face's ``close()``.
+        """
+        from lash_postgres.aio import AsyncPostgresBackend  # imports lash.aio only when it is used
+
+        return AsyncPostgresBackend(self, executor)
+
     # -- StorageBackend primitives ----------------------------------------------------------
 
     def _open_storage(self, session_id: str, *, create: bool) -> PostgresSessionStorage | None:
-        statement = self.sql.create_session if create else self.sql.session_exists
-
-        def work(conn: psycopg.Connection) -> bool:
-            cursor = conn.execute(statement, (session_id,))
-            return create or cursor.fetchone() is not None
-
-        if not self.db.run(work, action=f"opening session {session_id!r}"):
+        opened = self.db.run(
+            lambda: queries.open_session(self.sql, session_id, create), action=f"opening session {session_id!r}"
+        )
+        if not opened:
             return None
         return PostgresSessionStorage(self.db, self.sql, session_id)
 
@@ -114,8 +126,7 @@ class PostgresBackend(StorageBackend):
         return self._blob_store
 
     def _session_ids(self) -> list[str]:
-        rows = self.db.run(lambda conn: conn.execute(self.sql.session_ids).fetchall(), action="listing sessions")
-        return [row[0] for row in rows]
+        return self.db.run(lambda: queries.session_ids(self.sql), action="listing sessions")
 
     def _delete_storage(self, session_id: str) -> bool:
         """Delete the session row; its head, nodes, ledger and meta go with it (``ON DELETE CASCADE``).
@@ -123,11 +134,9 @@ class PostgresBackend(StorageBackend):
         Blobs are shared by content, so they are not the session's to delete: those no other
         head references are collected by :meth:`gc`.
         """
-        rows = self.db.run(
-            lambda conn: conn.execute(self.sql.delete_session, (session_id,)).fetchall(),
-            action=f"deleting session {session_id!r}",
+        return self.db.run(
+            lambda: queries.delete_session(self.sql, session_id), action=f"deleting session {session_id!r}"
         )
-        return bool(rows)
 
     def _close(self) -> None:
         self.db.close()
@@ -140,7 +149,7 @@ class PostgresBackend(StorageBackend):
         most 30,000 rows per table and does not block writers).
         """
         report = super().gc()
-        self.db.run(lambda conn: conn.execute(self.sql.analyze), action="refreshing planner statistics")
+        self.db.run(lambda: queries.analyze(self.sql), action="refreshing planner statistics")
         return report
 
     # -- one query instead of one per session -----------------------------------------------
@@ -152,28 +161,10 @@ class PostgresBackend(StorageBackend):
         """Every session with its counts, read from the head summaries in one query (no node scans)."""
         if self.encryption is not None:
             return super().list_sessions()
-        rows = self.db.run(
-            lambda conn: conn.execute(self.sql.listing, binary=True).fetchall(), action="listing sessions"
-        )
-        infos = []
-        for session_id, head_data, meta_data in rows:
-            stored = None if head_data is None else codec.decode(head_data, StoredHead, f"head of {session_id!r}")
-            if stored is not None and stored.deleted_at is not None:  # being deleted right now
-                continue
-            meta = None if meta_data is None else codec.decode(meta_data, SessionMeta, f"meta of {session_id!r}")
-            summary = stored.summary if stored else SessionSummary()
-            infos.append(session_info(session_id, meta, stored.head if stored else None, summary))
-        return infos
+        return self.db.run(lambda: queries.listing(self.sql), action="listing sessions")
 
-    def _heads(self) -> Iterator[Head]:
+    def _live_heads(self) -> list[Head]:
         """Every live head, in one query: the GC roots of the shared blob table."""
         if self.encryption is not None:
-            yield from super()._heads()
-            return
-        rows = self.db.run(
-            lambda conn: conn.execute(self.sql.all_heads, binary=True).fetchall(), action="reading heads"
-        )
-        for session_id, data in rows:
-            stored = codec.decode(data, StoredHead, f"head of {session_id!r}")
-            if stored.deleted_at is None:
-                yield stored.head
+            return super()._live_heads()
+        return self.db.run(lambda: queries.live_heads(self.sql), action="reading heads")

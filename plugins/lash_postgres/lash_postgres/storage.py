@@ -1,18 +1,25 @@
-"""lash's storage primitives as SQL on the shared schema.
+"""lash's storage primitives as SQL on the shared schema, for the sync and the async driver.
 
-:class:`PostgresTransaction` is :class:`lash.store.StorageTransaction` for one session: every
+:class:`PostgresTransaction` is :class:`lash.store.StorageTransaction` for one session
+(:class:`AsyncPostgresTransaction` its async twin): every
 statement names the session and touches only the rows it needs, nodes arrive in one
 multi-row insert, ``read_path`` is a recursive CTE, and the head moves by compare-and-swap
 on the revision read under the session's write lock. :class:`PostgresBlobStorage` is the
 content-addressed blob table every session shares. Session ids, refs and bytes are always
 bound parameters; the only text put into SQL is the schema name, quoted as an identifier.
+
+Each primitive is written once, as a query program of :class:`SessionQueries` or
+:class:`BlobQueries` (statements, parameters and what the rows mean); the sync and the
+async classes only run it, with :func:`~lash_postgres.database.run_program` or with
+:func:`~lash_postgres.database.drive_program`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import psycopg
 
@@ -20,7 +27,7 @@ from lash.blobs import StoredBlob
 from lash.errors import HeadRevisionConflict, SessionDeletedError
 from lash.model import BlobRef
 from lash.store import LedgerKey, StoredNode
-from lash_postgres.database import Database
+from lash_postgres.database import AsyncDatabase, Database, Program, Query, drive_program, run_program
 
 LockedHead = tuple[int | None, bytes | None]
 """The head revision and record read while taking the session's write lock."""
@@ -131,83 +138,193 @@ class Statements:
         self.list_blobs = f"SELECT ref, extract(epoch FROM now() - stored_at)::float8 FROM {s}.blobs"
 
 
+class SessionQueries:
+    """The primitives of one session as query programs (shared by the sync and the async transaction)."""
+
+    def __init__(self, sql: Statements, session_id: str, locked: LockedHead | None) -> None:
+        self._sql = sql
+        self._session = session_id
+        self._locked = locked
+
+    def _head(self) -> Program[LockedHead]:
+        if self._locked is not None:
+            return self._locked
+        rows = yield Query(self._sql.read_head, (self._session,))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def read_head(self) -> Program[bytes | None]:
+        return (yield from self._head())[1]
+
+    def write_head(self, revision: int, data: bytes) -> Program[None]:
+        """Compare-and-swap against the revision this transaction read, else :class:`HeadRevisionConflict`."""
+        expected = (yield from self._head())[0]
+        if expected is None:
+            rows = yield Query(self._sql.insert_head, (self._session, revision, data))
+        else:
+            rows = yield Query(self._sql.move_head, (revision, data, self._session, expected))
+        if not rows:  # only a writer that bypassed the session lock can get here
+            stored = yield Query(self._sql.read_head, (self._session,))
+            raise HeadRevisionConflict(expected, stored[0][0] if stored else None)
+        self._locked = (revision, data)
+
+    def read_nodes(self, node_ids: Collection[str], include_tombstoned: bool) -> Program[dict[str, bytes]]:
+        statement = self._sql.read_nodes if include_tombstoned else self._sql.read_visible_nodes
+        return dict((yield Query(statement, {"session": self._session, "ids": list(node_ids)})))
+
+    def read_all_nodes(self) -> Program[list[bytes]]:
+        return [row[0] for row in (yield Query(self._sql.read_all_nodes, (self._session,)))]
+
+    def read_path(self, leaf_id: str) -> Program[list[bytes]]:
+        rows = yield Query(self._sql.read_path, {"session": self._session, "leaf": leaf_id})
+        return [row[0] for row in rows]
+
+    def insert_nodes(self, nodes: Sequence[StoredNode]) -> Program[None]:
+        if nodes:
+            ids, parents, data = [n.node_id for n in nodes], [n.parent_id for n in nodes], [n.data for n in nodes]
+            yield Query(self._sql.insert_nodes, (self._session, ids, parents, data), fetch=False, binary=False)
+
+    def clear_nodes(self) -> Program[None]:
+        yield Query(self._sql.clear_nodes, (self._session,), fetch=False, binary=False)
+
+    def read_ledger(self, keys: Collection[LedgerKey] | None) -> Program[dict[LedgerKey, bytes]]:
+        if keys is None:
+            rows = yield Query(self._sql.read_ledger, (self._session,))
+        else:
+            keys = list(keys)
+            rows = yield Query(self._sql.read_ledger_keys, (self._session, [k[0] for k in keys], [k[1] for k in keys]))
+        return {(source, model): data for source, model, data in rows}
+
+    def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> Program[None]:
+        if rows:
+            keys = list(rows)
+            params = (self._session, [k[0] for k in keys], [k[1] for k in keys], [rows[k] for k in keys])
+            yield Query(self._sql.write_ledger, params, fetch=False, binary=False)
+
+    def read_meta(self) -> Program[bytes | None]:
+        rows = yield Query(self._sql.read_meta, (self._session,))
+        return rows[0][0] if rows else None
+
+    def write_meta(self, data: bytes) -> Program[None]:
+        yield Query(self._sql.write_meta, (self._session, data), fetch=False, binary=False)
+
+    def tombstone_nodes(self, node_ids: Collection[str]) -> Program[int]:
+        return (yield Query(self._sql.tombstone, (self._session, list(node_ids))))[0][0]
+
+    def vacuum(self) -> Program[int]:
+        return (yield Query(self._sql.vacuum, (self._session,)))[0][0]
+
+
+def lock_session(sql: Statements, session_id: str) -> Program[LockedHead]:
+    """Take the session's write lock (writers on every host queue here) and read its head."""
+    rows = yield Query(sql.lock_session, (session_id,))
+    if not rows:  # deleted by another handle or host since this store opened it
+        raise SessionDeletedError(session_id)
+    return rows[0][0], rows[0][1]
+
+
+def _nothing() -> Program[None]:
+    return None
+    yield  # a program without statements
+
+
 class PostgresTransaction:
     """The primitives of one session inside one transaction (``conn`` is in ``BEGIN``)."""
 
     def __init__(self, conn: psycopg.Connection, sql: Statements, session_id: str, locked: LockedHead | None) -> None:
         self._conn = conn
-        self._sql = sql
-        self._session = session_id
-        self._locked = locked
-
-    def _rows(self, statement: str, params: Sequence[object] | Mapping[str, object]) -> list[tuple]:
-        return self._conn.execute(statement, params, binary=True).fetchall()
-
-    def _head(self) -> LockedHead:
-        if self._locked is not None:
-            return self._locked
-        rows = self._rows(self._sql.read_head, (self._session,))
-        return (rows[0][0], rows[0][1]) if rows else (None, None)
+        self._queries = SessionQueries(sql, session_id, locked)
 
     def read_head(self) -> bytes | None:
-        return self._head()[1]
+        return run_program(self._queries.read_head(), self._conn)
 
     def write_head(self, revision: int, data: bytes) -> None:
-        """Compare-and-swap against the revision this transaction read, else :class:`HeadRevisionConflict`."""
-        expected = self._head()[0]
-        if expected is None:
-            rows = self._rows(self._sql.insert_head, (self._session, revision, data))
-        else:
-            rows = self._rows(self._sql.move_head, (revision, data, self._session, expected))
-        if not rows:  # only a writer that bypassed the session lock can get here
-            stored = self._rows(self._sql.read_head, (self._session,))
-            raise HeadRevisionConflict(expected, stored[0][0] if stored else None)
-        self._locked = (revision, data)
+        run_program(self._queries.write_head(revision, data), self._conn)
 
     def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
-        statement = self._sql.read_nodes if include_tombstoned else self._sql.read_visible_nodes
-        return dict(self._rows(statement, {"session": self._session, "ids": list(node_ids)}))
+        return run_program(self._queries.read_nodes(node_ids, include_tombstoned), self._conn)
 
     def read_all_nodes(self) -> list[bytes]:
-        return [row[0] for row in self._rows(self._sql.read_all_nodes, (self._session,))]
+        return run_program(self._queries.read_all_nodes(), self._conn)
 
     def read_path(self, leaf_id: str) -> list[bytes]:
-        return [row[0] for row in self._rows(self._sql.read_path, {"session": self._session, "leaf": leaf_id})]
+        return run_program(self._queries.read_path(leaf_id), self._conn)
 
     def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
-        if nodes:
-            ids, parents, data = [n.node_id for n in nodes], [n.parent_id for n in nodes], [n.data for n in nodes]
-            self._conn.execute(self._sql.insert_nodes, (self._session, ids, parents, data))
+        run_program(self._queries.insert_nodes(nodes), self._conn)
 
     def clear_nodes(self) -> None:
-        self._conn.execute(self._sql.clear_nodes, (self._session,))
+        run_program(self._queries.clear_nodes(), self._conn)
 
     def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]:
-        if keys is None:
-            rows = self._rows(self._sql.read_ledger, (self._session,))
-        else:
-            keys = list(keys)
-            rows = self._rows(self._sql.read_ledger_keys, (self._session, [k[0] for k in keys], [k[1] for k in keys]))
-        return {(source, model): data for source, model, data in rows}
+        return run_program(self._queries.read_ledger(keys), self._conn)
 
     def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None:
-        if rows:
-            keys = list(rows)
-            params = (self._session, [k[0] for k in keys], [k[1] for k in keys], [rows[k] for k in keys])
-            self._conn.execute(self._sql.write_ledger, params)
+        run_program(self._queries.write_ledger(rows), self._conn)
 
     def read_meta(self) -> bytes | None:
-        rows = self._rows(self._sql.read_meta, (self._session,))
-        return rows[0][0] if rows else None
+        return run_program(self._queries.read_meta(), self._conn)
 
     def write_meta(self, data: bytes) -> None:
-        self._conn.execute(self._sql.write_meta, (self._session, data))
+        run_program(self._queries.write_meta(data), self._conn)
 
     def tombstone_nodes(self, node_ids: Collection[str]) -> int:
-        return self._rows(self._sql.tombstone, (self._session, list(node_ids)))[0][0]
+        return run_program(self._queries.tombstone_nodes(node_ids), self._conn)
 
     def vacuum(self) -> int:
-        return self._rows(self._sql.vacuum, (self._session,))[0][0]
+        return run_program(self._queries.vacuum(), self._conn)
+
+
+class AsyncPostgresTransaction:
+    """:class:`PostgresTransaction` on an ``AsyncConnection``: :class:`lash.store.AsyncStorageTransaction`."""
+
+    def __init__(
+        self, conn: psycopg.AsyncConnection, sql: Statements, session_id: str, locked: LockedHead | None
+    ) -> None:
+        self._conn = conn
+        self._queries = SessionQueries(sql, session_id, locked)
+
+    async def read_head(self) -> bytes | None:
+        return await drive_program(self._queries.read_head(), self._conn)
+
+    async def write_head(self, revision: int, data: bytes) -> None:
+        await drive_program(self._queries.write_head(revision, data), self._conn)
+
+    async def read_nodes(self, node_ids: Collection[str], *, include_tombstoned: bool = False) -> dict[str, bytes]:
+        return await drive_program(self._queries.read_nodes(node_ids, include_tombstoned), self._conn)
+
+    async def read_all_nodes(self) -> list[bytes]:
+        return await drive_program(self._queries.read_all_nodes(), self._conn)
+
+    async def read_path(self, leaf_id: str) -> list[bytes]:
+        return await drive_program(self._queries.read_path(leaf_id), self._conn)
+
+    async def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
+        await drive_program(self._queries.insert_nodes(nodes), self._conn)
+
+    async def clear_nodes(self) -> None:
+        await drive_program(self._queries.clear_nodes(), self._conn)
+
+    async def read_ledger(self, keys: Collection[LedgerKey] | None = None) -> dict[LedgerKey, bytes]:
+        return await drive_program(self._queries.read_ledger(keys), self._conn)
+
+    async def write_ledger(self, rows: Mapping[LedgerKey, bytes]) -> None:
+        await drive_program(self._queries.write_ledger(rows), self._conn)
+
+    async def read_meta(self) -> bytes | None:
+        return await drive_program(self._queries.read_meta(), self._conn)
+
+    async def write_meta(self, data: bytes) -> None:
+        await drive_program(self._queries.write_meta(data), self._conn)
+
+    async def tombstone_nodes(self, node_ids: Collection[str]) -> int:
+        return await drive_program(self._queries.tombstone_nodes(node_ids), self._conn)
+
+    async def vacuum(self) -> int:
+        return await drive_program(self._queries.vacuum(), self._conn)
+
+
+def _action(session_id: str, write: bool) -> str:
+    return f"{'a write' if write else 'a read'} of session {session_id!r}"
 
 
 class PostgresSessionStorage:
@@ -218,26 +335,69 @@ class PostgresSessionStorage:
         self.sql = sql
         self.session_id = session_id
 
-    def _lock(self, conn: psycopg.Connection) -> LockedHead:
-        """Take the session's write lock (writers on every host queue here) and read its head."""
-        row = conn.execute(self.sql.lock_session, (self.session_id,), binary=True).fetchone()
-        if row is None:  # deleted by another handle or host since this store opened it
-            raise SessionDeletedError(self.session_id)
-        return row[0], row[1]
-
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[PostgresTransaction]:
-        action = f"{'a write' if write else 'a read'} of session {self.session_id!r}"
-        opening = self._lock if write else _nothing
-        with self.db.transaction(write=write, opening=opening, action=action) as (conn, locked):
+        opening = (lambda: lock_session(self.sql, self.session_id)) if write else _nothing
+        with self.db.transaction(write=write, opening=opening, action=_action(self.session_id, write)) as opened:
+            conn, locked = opened
             yield PostgresTransaction(conn, self.sql, self.session_id, locked)
 
     def close(self) -> None:
         """Nothing to release: connections belong to the backend's pool."""
 
 
-def _nothing(conn: psycopg.Connection) -> None:
-    return None
+class AsyncPostgresSessionStorage:
+    """:class:`PostgresSessionStorage` on the async pool: :class:`lash.store.AsyncSessionStorage`."""
+
+    def __init__(self, db: AsyncDatabase, sql: Statements, session_id: str) -> None:
+        self.db = db
+        self.sql = sql
+        self.session_id = session_id
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[AsyncPostgresTransaction]:
+        opening = (lambda: lock_session(self.sql, self.session_id)) if write else _nothing
+        async with self.db.transaction(write=write, opening=opening, action=_action(self.session_id, write)) as opened:
+            conn, locked = opened
+            yield AsyncPostgresTransaction(conn, self.sql, self.session_id, locked)
+
+    async def close(self) -> None:
+        """Nothing to release: connections belong to the backend's pool."""
+
+
+class BlobQueries:
+    """The shared blob table as query programs (shared by the sync and the async blob storage)."""
+
+    def __init__(self, sql: Statements) -> None:
+        self.sql = sql
+
+    def read(self, ref: BlobRef) -> Program[bytes | None]:
+        rows = yield Query(self.sql.read_blob, (ref,))
+        return rows[0][0] if rows else None
+
+    def write_many(self, envelopes: Sequence[tuple[BlobRef, bytes]]) -> Program[list[bool]]:
+        """Every envelope in one multi-row insert; True for each ref that was new."""
+        unique = dict(envelopes)  # a ref repeated in one batch holds the same content
+        refs = list(unique)
+        inserted = dict((yield Query(self.sql.write_blobs, (refs, [unique[ref] for ref in refs]), binary=False)))
+        return [inserted.pop(ref, False) for ref, _ in envelopes]  # a repeat within the batch was not new
+
+    def exists(self, ref: BlobRef) -> Program[bool]:
+        return bool((yield Query(self.sql.blob_exists, (ref,), binary=False)))
+
+    def delete(self, refs: list[BlobRef], older_than: float | None) -> Program[int]:
+        if not refs:
+            return 0
+        if older_than is None:
+            query = Query(self.sql.delete_blobs, (refs,), binary=False)
+        else:
+            query = Query(self.sql.delete_old_blobs, (refs, max(0.0, time.time() - older_than)), binary=False)
+        return (yield query)[0][0]
+
+    def list(self) -> Program[list[StoredBlob]]:
+        now = time.time()
+        rows = yield Query(self.sql.list_blobs, binary=False)
+        return [StoredBlob(BlobRef(ref), now - age) for ref, age in rows]
 
 
 class PostgresBlobStorage:
@@ -249,49 +409,53 @@ class PostgresBlobStorage:
     def __init__(self, db: Database, sql: Statements) -> None:
         self.db = db
         self.sql = sql
+        self._queries = BlobQueries(sql)
 
     def read(self, ref: BlobRef) -> bytes | None:
-        def work(conn: psycopg.Connection) -> bytes | None:
-            row = conn.execute(self.sql.read_blob, (ref,), binary=True).fetchone()
-            return None if row is None else row[0]
-
-        return self.db.run(work, action=f"reading blob {ref}")
+        return self.db.run(lambda: self._queries.read(ref), action=f"reading blob {ref}")
 
     def write(self, ref: BlobRef, envelope: bytes) -> bool:
         return self.write_many([(ref, envelope)])[0]
 
     def write_many(self, envelopes: Sequence[tuple[BlobRef, bytes]]) -> list[bool]:
         """Store every envelope in one multi-row insert; True for each ref that was new."""
-        unique = dict(envelopes)  # a ref repeated in one batch holds the same content
-        refs = list(unique)
-        params = (refs, [unique[ref] for ref in refs])
-        rows = self.db.run(
-            lambda conn: conn.execute(self.sql.write_blobs, params).fetchall(), action=f"writing {len(refs)} blob(s)"
-        )
-        inserted = dict(rows)
-        new: list[bool] = []
-        for ref, _ in envelopes:
-            new.append(inserted.pop(ref, False))  # a repeat within the batch was not new
-        return new
+        return self.db.run(lambda: self._queries.write_many(envelopes), action=_writing(envelopes))
 
     def exists(self, ref: BlobRef) -> bool:
-        return self.db.run(
-            lambda conn: conn.execute(self.sql.blob_exists, (ref,)).fetchone() is not None,
-            action=f"looking up blob {ref}",
-        )
+        return self.db.run(lambda: self._queries.exists(ref), action=f"looking up blob {ref}")
 
     def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
         """Delete ``refs`` (only those stored at or before the epoch time ``older_than``, when given)."""
         refs = list(refs)
-        if not refs:
-            return 0
-        if older_than is None:
-            statement, params = self.sql.delete_blobs, (refs,)
-        else:
-            statement, params = self.sql.delete_old_blobs, (refs, max(0.0, time.time() - older_than))
-        return self.db.run(lambda conn: conn.execute(statement, params).fetchone()[0], action="deleting blobs")
+        return self.db.run(lambda: self._queries.delete(refs, older_than), action="deleting blobs")
 
     def list(self) -> Iterator[StoredBlob]:
-        now = time.time()
-        rows = self.db.run(lambda conn: conn.execute(self.sql.list_blobs).fetchall(), action="listing blobs")
-        return iter([StoredBlob(BlobRef(ref), now - age) for ref, age in rows])
+        return iter(self.db.run(self._queries.list, action="listing blobs"))
+
+
+class AsyncPostgresBlobStorage:
+    """:class:`PostgresBlobStorage` on the async pool (:class:`lash.aio.blobs.AsyncBlobStorage`).
+
+    Each call is its own statement, unless the calling task has a commit open, which it joins.
+    """
+
+    def __init__(self, db: AsyncDatabase, sql: Statements) -> None:
+        self.db = db
+        self._queries = BlobQueries(sql)
+
+    async def read(self, ref: BlobRef) -> bytes | None:
+        return await self.db.run(lambda: self._queries.read(ref), action=f"reading blob {ref}")
+
+    async def write_many(self, envelopes: Sequence[tuple[BlobRef, bytes]]) -> list[bool]:
+        return await self.db.run(lambda: self._queries.write_many(envelopes), action=_writing(envelopes))
+
+    async def delete(self, refs: Collection[BlobRef], *, older_than: float | None = None) -> int:
+        refs = list(refs)
+        return await self.db.run(lambda: self._queries.delete(refs, older_than), action="deleting blobs")
+
+    async def list(self) -> list[StoredBlob]:
+        return await self.db.run(self._queries.list, action="listing blobs")
+
+
+def _writing(envelopes: Sequence[Any]) -> str:
+    return f"writing {len(dict(envelopes))} blob(s)"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from lash_postgres import PostgresBackend
 from lash_postgres.testing import PostgresServer
+from moto import mock_aws
 from psycopg import sql
 
 BackendFactory = Callable[..., PostgresBackend]
@@ -61,3 +64,21 @@ def empty_schema(postgres_server: PostgresServer, shared_schema: str) -> str:
 def empty(server: PostgresServer, schema: str) -> None:
     """Delete every session (its rows go with it) and every blob of ``schema``."""
     server.execute(sql.SQL("DELETE FROM {0}.sessions; DELETE FROM {0}.blobs").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """In-process moto with fake credentials and nothing from the developer's own AWS setup."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")

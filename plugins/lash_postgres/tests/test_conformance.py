@@ -12,7 +12,7 @@ from psycopg import sql
 from lash.blobs import BlobProfile, BlobStore, EnvelopeBlobStore, seal
 from lash.model import BlobKind, BlobRef
 from lash.store import Backend, SessionStore
-from lash.testing import BackendTests, BlobStoreTests
+from lash.testing import AsyncBackendTests, BackendTests, BlobStoreTests
 from lash.testing.blob_store import TAMPERED_CONTENT
 from lash.testing.encryption import encrypt_if
 from lash.testing.faults import FaultInjectionTests
@@ -30,7 +30,9 @@ def tamper_blob_row(server: PostgresServer, schema: str, ref: BlobRef) -> None:
         assert conn.execute(statement, (envelope, ref)).rowcount == 1
 
 
-class TestPostgresBackend(BackendTests):
+class TestPostgresBackend(BackendTests, AsyncBackendTests):
+    """The contract, plain and encrypted, through the sync API and through the native async face."""
+
     @pytest.fixture(params=["plain", "encrypted"])
     def backend(
         self, request: pytest.FixtureRequest, postgres_server: PostgresServer, empty_schema: str

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import boto3
 import pytest
 from lash_postgres.testing import PostgresServer
-from moto import mock_aws
 from psycopg import sql
 
 import lash
@@ -36,24 +34,6 @@ def _blob_rows(server: PostgresServer, schema: str) -> int:
     with server.connect() as conn:
         statement = sql.SQL("SELECT count(*) FROM {}.blobs").format(sql.Identifier(schema))
         return conn.execute(statement).fetchone()[0]
-
-
-@pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """In-process moto with fake credentials and nothing from the developer's own AWS setup."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
 
 
 def test_metadata_in_postgres_and_blobs_on_s3(
