@@ -354,17 +354,21 @@ POSTGRES_SYSTEMS = frozenset({"lash-postgres", "langgraph-postgres"})
 NOTES: dict[str, str] = {
     "floor": "the same node bytes lash stores plus execution state and changed snapshots as raw rows, "
     "and a head row; no reads, no checks, no ledger",
-    "lash-sqlite": "lash-sqlite, blob profile `balanced` (the default): nodes appended, snapshots "
-    "deduplicated by content, usage ledger, agent frames, revision compare-and-swap",
+    "lash-sqlite": "lash-sqlite, blob profile `balanced` (the default): nodes appended (records ≥ 2 KiB "
+    "zlib-compressed), snapshots deduplicated by content and compressed, the execution state stored as it is, "
+    "usage ledger, agent frames, revision compare-and-swap; blobs of old turns collected every 100 commits "
+    "(`[gc] auto_every_commits`) and their pages returned to the file system",
     "lash-sqlite-low_latency": "lash-sqlite, blob profile `low_latency` (never compresses)",
-    "lash-sqlite-compact": "lash-sqlite, blob profile `compact` (compresses every blob ≥ 1 KiB)",
+    "lash-sqlite-compact": "lash-sqlite, blob profile `compact` (compresses every blob ≥ 1 KiB and node records "
+    "≥ 256 bytes)",
     "lash-memory": "lash-memory: the same commit path with nothing durable (no bytes on disk)",
     "langgraph-sqlite": "LangGraph `SqliteSaver.put`: one checkpoint row per turn holding every channel "
     "(the whole message list, tools, plugin and execution state); no usage ledger, no dedup",
     "langgraph-lashsaver": "lash-langgraph `LashSaver.put` on lash-sqlite: the checkpoints of "
     "langgraph-sqlite, each one lash node (one commit, revision compare-and-swap) holding the channels it "
-    "changed, so the whole message list every turn and unchanged tools/plugin state not at all; no usage "
-    "ledger; resume opens the thread's session (every checkpoint node) and reads the newest",
+    "changed: the message list as the two messages it added to the parent's (a delta, format 2), the "
+    "execution state whole, tools/plugin state whole when they change and not at all otherwise; no usage "
+    "ledger; resume opens the thread's session (every checkpoint node) and rebuilds the newest checkpoint's list",
     "agents-sqlite": "OpenAI Agents SDK `SQLiteSession.add_items`: the two messages only; no tool "
     "catalogue, plugin or execution state, no usage, no branches",
     "lash-postgres": "lash-postgres (`balanced`), its own schema on a local PostgreSQL server over TCP "

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from lash.codec import pack, unpack
+from lash.codec import compress_record, pack, unpack
 from lash.errors import BlobIntegrityError, CorruptRecordError, SchemaVersionError
 from lash.model import BlobHint, BlobKind, BlobRef, blob_ref_for, is_blob_ref
 
@@ -30,9 +30,12 @@ class BlobProfile(enum.StrEnum):
     LOW_LATENCY = "low_latency"
     """Never compress."""
     BALANCED = "balanced"
-    """Compress blobs hinted ``compressible`` of at least 4 KiB, at zlib's fastest level (the default)."""
+    """Compress lasting blobs hinted ``compressible`` of at least 4 KiB, and node records of at least
+    2 KiB, at zlib's fastest level (the default). The execution state, replaced by every commit, is
+    stored as it is: compressing it cost a third of a commit and saved no lasting bytes."""
     COMPACT = "compact"
-    """Compress every blob of at least 1 KiB, at zlib's default level (smaller, slower)."""
+    """Compress every blob of at least 1 KiB and node records of at least 256 bytes, at zlib's default
+    level (smaller, slower)."""
 
 
 ZLIB_LEVELS: dict[BlobProfile, int] = {BlobProfile.BALANCED: 1, BlobProfile.COMPACT: 6}
@@ -40,20 +43,43 @@ ZLIB_LEVELS: dict[BlobProfile, int] = {BlobProfile.BALANCED: 1, BlobProfile.COMP
 as level 6 (the price of every commit) for about 4% more bytes; ``compact`` pays for the rest."""
 
 
-def should_compress(profile: BlobProfile, size: int, hints: Collection[str]) -> bool:
-    """Whether ``profile`` compresses a blob of ``size`` bytes with ``hints``."""
+RECORD_COMPRESSION: dict[BlobProfile, tuple[int, int]] = {
+    BlobProfile.BALANCED: (1, 2048),
+    BlobProfile.COMPACT: (6, 256),
+}
+"""zlib level and minimum size of the node records a backend compresses, per profile.
+
+Messages are most of what a session keeps and compress about 2x, but every resume decompresses
+its whole path (~10 µs a record): ``balanced`` compresses only the long records, where the bytes
+are, so a 1,000-turn resume stays within 3x of reading the rows raw (see ``benchmarks/``)."""
+
+
+def should_compress(profile: BlobProfile, size: int, hints: Collection[str], kind: str = BlobKind.GENERIC) -> bool:
+    """Whether ``profile`` compresses a blob of ``size`` bytes with ``hints`` and ``kind``."""
     if profile is BlobProfile.LOW_LATENCY:
         return False
     if profile is BlobProfile.COMPACT:
         return size >= 1024
-    return BlobHint.COMPRESSIBLE in hints and size >= 4096
+    return BlobHint.COMPRESSIBLE in hints and size >= 4096 and kind != BlobKind.EXECUTION_STATE
+
+
+def compress_node_record(data: bytes, profile: BlobProfile) -> bytes:
+    """The bytes a backend stores for the node record ``data`` under ``profile`` (see :data:`RECORD_COMPRESSION`).
+
+    Compressed records start with :data:`lash.codec.COMPRESSED_MAGIC`, which :func:`lash.codec.unpack`
+    expands, so they read back through every code path, whatever profile the reader was opened with.
+    """
+    setting = RECORD_COMPRESSION.get(profile)
+    if setting is None or len(data) < setting[1]:
+        return data
+    return compress_record(data, setting[0])
 
 
 def seal(content: bytes, kind: str, hints: Collection[str], profile: BlobProfile) -> bytes:
     """The envelope bytes that store ``content``."""
     compression = "none"
     body = content
-    if should_compress(profile, len(content), hints):
+    if should_compress(profile, len(content), hints, kind):
         packed = zlib.compress(content, ZLIB_LEVELS[profile])
         if len(packed) < len(content):
             compression, body = "zlib", packed
@@ -256,11 +282,8 @@ class EnvelopeBlobStore:
         ``write_many(envelopes: Sequence[tuple[BlobRef, bytes]]) -> list[bool]`` to send them
         at once; others are written one after the other, inside the caller's transaction.
         """
-        refs, envelopes = [], []
-        for write in writes:
-            data = _content(write.data)
-            refs.append(self.ref_for(data))
-            envelopes.append((refs[-1], self._seal(refs[-1], data, write.kind, write.hints)))
+        envelopes = self.seal_all(writes)
+        refs = [ref for ref, _ in envelopes]
         write_many = getattr(self.storage, "write_many", None)
         if write_many is not None:
             write_many(envelopes)
@@ -268,6 +291,19 @@ class EnvelopeBlobStore:
             for ref, envelope in envelopes:
                 self.storage.write(ref, envelope)
         return refs
+
+    def seal_all(self, writes: Sequence[BlobWrite]) -> list[tuple[BlobRef, bytes]]:
+        """The ref and envelope bytes of each write: all a put does but the storage call (also for async storage)."""
+        envelopes = []
+        for write in writes:
+            data = _content(write.data)
+            ref = self.ref_for(data)
+            envelopes.append((ref, self._seal(ref, data, write.kind, write.hints)))
+        return envelopes
+
+    def open_stored(self, ref: BlobRef, raw: bytes) -> OpenedEnvelope:
+        """The verified envelope of ``raw``, as read from storage under ``ref`` (also for async storage)."""
+        return self._open(ref, raw)
 
     def has(self, ref: BlobRef) -> bool:
         return self.storage.exists(check_ref(ref))

@@ -8,6 +8,7 @@ and unstructure happen here, at the storage edge, and nowhere in the middle of t
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, TypeVar
 
 import attrs
@@ -25,6 +26,10 @@ SCHEMA_VERSION = 1
 ENCRYPTED_MAGIC = b"\xc1lash-aead"
 """How every record and blob sealed by :mod:`lash.encryption` starts. 0xc1 is never valid msgpack,
 so no plaintext record starts like this, and reading encrypted data without a key fails clearly."""
+
+COMPRESSED_MAGIC = b"\xc1lash-zlib"
+"""How a record compressed by :func:`compress_record` starts (0xc1, like :data:`ENCRYPTED_MAGIC`, is never
+msgpack). :func:`unpack` expands such records, so a backend may compress what it stores and every reader copes."""
 
 T = TypeVar("T")
 
@@ -113,8 +118,24 @@ def pack(value: Any) -> bytes:
         raise SerializationError(f"value cannot be stored: {exc}") from exc
 
 
+def compress_record(data: bytes, level: int) -> bytes:
+    """``data`` zlib-compressed behind :data:`COMPRESSED_MAGIC`, or ``data`` itself when that is not smaller.
+
+    Sealed (encrypted) records are returned as they are: ciphertext does not compress.
+    """
+    if data[:1] == b"\xc1":
+        return data
+    packed = COMPRESSED_MAGIC + zlib.compress(data, level)
+    return packed if len(packed) < len(data) else data
+
+
 def unpack(data: bytes, what: str = "record") -> Any:
-    """msgpack-decode, raising :class:`CorruptRecordError` on malformed bytes."""
+    """msgpack-decode (expanding a :func:`compress_record` record); bad bytes raise :class:`CorruptRecordError`."""
+    if data[: len(COMPRESSED_MAGIC)] == COMPRESSED_MAGIC:
+        try:
+            data = zlib.decompress(data[len(COMPRESSED_MAGIC) :])
+        except zlib.error as exc:
+            raise CorruptRecordError(what, f"compressed record does not decompress ({exc})") from exc
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types on garbage

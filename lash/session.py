@@ -224,7 +224,8 @@ class SessionState:
         self.current_frame_id = initial.frame_id
         self.execution_state: bytes | None = None
         self.plugin_snapshot: PluginSnapshot | None = None
-        self._plugin_fingerprint: bytes | None = None
+        self._plugin_entries: dict[str, bytes] | None = None
+        """The packed plugin values ``plugin_snapshot`` was made from: an unchanged snapshot compares equal."""
         self.ledger: tuple[LedgerEntry, ...] = ()
         self.pending_usage: list[LedgerEntry] = []
         self.pending_node_ids: list[str] = []
@@ -332,12 +333,11 @@ class SessionState:
         """
         if self.plugin_snapshot is None and not packed:
             return
-        fingerprint = codec.pack(dict(packed))
-        if fingerprint != self._plugin_fingerprint:
+        if packed != self._plugin_entries:  # compares the bytes; no second encoding of every value
             revision = 0 if self.plugin_snapshot is None else self.plugin_snapshot.revision
             entries = {name: codec.unpack(data, f"snapshot of plugin {name!r}") for name, data in packed.items()}
             self.plugin_snapshot = PluginSnapshot(revision + 1, entries)
-            self._plugin_fingerprint = fingerprint
+            self._plugin_entries = dict(packed)
 
     # -- load, commit, refresh ------------------------------------------------------------
 
@@ -353,8 +353,8 @@ class SessionState:
             self.current_frame_id = read.current_agent_frame_id or self.frames[-1].frame_id
         self.tools.load(read.checkpoint.tool_state)
         self.plugin_snapshot = read.checkpoint.plugin_snapshot
-        self._plugin_fingerprint = (
-            codec.pack({name: codec.pack(value) for name, value in self.plugin_snapshot.entries.items()})
+        self._plugin_entries = (
+            {name: codec.pack(value) for name, value in self.plugin_snapshot.entries.items()}
             if self.plugin_snapshot
             else None
         )

@@ -8,7 +8,8 @@ import random
 import msgpack
 import pytest
 
-from lash.blobs import ENVELOPE_VERSION, BlobProfile, open_envelope, seal
+from lash import codec
+from lash.blobs import ENVELOPE_VERSION, BlobProfile, compress_node_record, open_envelope, seal
 from lash.errors import BlobIntegrityError, SchemaVersionError
 from lash.model import BlobHint, BlobKind, blob_ref_for
 
@@ -86,3 +87,29 @@ def test_envelope_with_newer_version_raises_schema_version_error() -> None:
     with pytest.raises(SchemaVersionError) as info:
         open_envelope(blob_ref_for(TEXT), _envelope(v=ENVELOPE_VERSION + 1))
     assert (info.value.found, info.value.supported) == (ENVELOPE_VERSION + 1, ENVELOPE_VERSION)
+
+
+def test_balanced_stores_the_execution_state_uncompressed_and_compact_compresses_it() -> None:
+    def stored(profile: BlobProfile) -> str:
+        return msgpack.unpackb(seal(TEXT, BlobKind.EXECUTION_STATE, COMPRESSIBLE, profile))["compression"]
+
+    assert (stored(BlobProfile.BALANCED), stored(BlobProfile.COMPACT)) == ("none", "zlib")
+
+
+@pytest.mark.parametrize(
+    ("profile", "size", "compressed"),
+    [
+        (BlobProfile.LOW_LATENCY, 4096, False),
+        (BlobProfile.BALANCED, 2047, False),
+        (BlobProfile.BALANCED, 2048, True),
+        (BlobProfile.COMPACT, 255, False),
+        (BlobProfile.COMPACT, 256, True),
+    ],
+)
+def test_node_records_are_compressed_from_the_profile_threshold(
+    profile: BlobProfile, size: int, compressed: bool
+) -> None:
+    record = TEXT[:size]
+    stored = compress_node_record(record, profile)
+    assert stored.startswith(codec.COMPRESSED_MAGIC) is compressed
+    assert len(stored) < size if compressed else stored == record

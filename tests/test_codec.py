@@ -187,3 +187,30 @@ def test_payload_of_the_wrong_shape_raises_corrupt_record_error() -> None:
     with pytest.raises(CorruptRecordError) as info:
         codec.decode(codec.encode(TokenUsage(1)), Node, "node n1")
     assert "node n1" in str(info.value)
+
+
+# --- compressed records ----------------------------------------------------------------------
+
+LONG_NODE = Node("n1", None, "message", {"role": "assistant", "content": "the quick brown fox. " * 100}, 1.5)
+
+
+def test_compressed_record_decodes_to_the_same_record_and_is_smaller() -> None:
+    plain = codec.encode(LONG_NODE)
+    packed = codec.compress_record(plain, 1)
+    assert packed.startswith(codec.COMPRESSED_MAGIC) and len(packed) < len(plain) // 2
+    assert codec.decode(packed, Node) == LONG_NODE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [codec.pack([1, "hi"]), bytes(range(256)), codec.ENCRYPTED_MAGIC + b"x" * 500],
+    ids=["too-small-to-gain", "incompressible", "sealed"],
+)
+def test_compress_record_keeps_bytes_it_cannot_shrink_as_they_are(data: bytes) -> None:
+    assert codec.compress_record(data, 6) == data
+
+
+def test_damaged_compressed_record_raises_corrupt_record_error() -> None:
+    packed = codec.compress_record(codec.encode(LONG_NODE), 1)
+    with pytest.raises(CorruptRecordError, match="does not decompress"):
+        codec.decode(packed[:-8], Node, "node n1")

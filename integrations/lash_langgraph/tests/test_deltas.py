@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -212,7 +213,7 @@ def _tamper(saver: LashSaver, thread_id: str, change: Any) -> str:
     session = saver.lash.session(f"langgraph:{thread_id}")
     newest = max((n for n in session.graph.nodes.values() if n.kind == CHECKPOINT_KIND), key=lambda n: n.body["id"])
     body = json.loads(json.dumps(newest.body, default=lambda b: b.hex()))  # a deep copy; bytes restored below
-    body["id"] = body["id"][:-1] + "f"
+    body["id"] = str(uuid6())  # time-ordered: newer than every checkpoint of the thread
     body["parent"] = newest.body["id"]
     body["checkpoint"] = list(newest.body["checkpoint"])
     body["metadata"] = list(newest.body["metadata"])
@@ -261,7 +262,7 @@ def test_a_list_item_the_serializer_cannot_encode_is_refused_and_nothing_is_stor
         ask(graph, config, "one")
         revision = saver.lash.session("langgraph:t").head_revision
         latest = saver.get_tuple(config)
-        checkpoint = {**latest.checkpoint, "id": latest.checkpoint["id"][:-1] + "f"}
+        checkpoint = {**latest.checkpoint, "id": str(uuid6())}
         messages = [*latest.checkpoint["channel_values"]["messages"], threading.Lock()]
         checkpoint["channel_values"] = {**checkpoint["channel_values"], "messages": messages}
         with pytest.raises(lash.SerializationError, match="channel 'messages'"):

@@ -81,7 +81,7 @@ class SqliteBackend(StorageBackend):
 
     def _open_storage(self, session_id: str, *, create: bool) -> SqliteSessionStorage | None:
         db = self._open(self.session_path(session_id), session_id, create=create)
-        return None if db is None else SqliteSessionStorage(db)
+        return None if db is None else SqliteSessionStorage(db, self.blob_profile)
 
     def _session_blobs(self, storage: SqliteSessionStorage) -> EnvelopeBlobStore:  # type: ignore[override]
         return EnvelopeBlobStore(SqliteBlobStorage(storage.db), self.blob_profile)

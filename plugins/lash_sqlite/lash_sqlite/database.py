@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lash.errors import BackendError, CorruptRecordError, LashError, SchemaVersionError, SessionClosedError
-from lash_sqlite.schema import DDL, SCHEMA_VERSION
+from lash_sqlite.schema import DDL, SCHEMA_VERSION, UPGRADABLE_VERSIONS
 
 SYNCHRONOUS = ("normal", "full")
 
@@ -108,6 +108,18 @@ class Database:
             with self.translating():
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
+    def release_free_pages(self) -> None:
+        """Give the pages freed by deletes back to the file system (files made with ``auto_vacuum = INCREMENTAL``).
+
+        Skipped inside a transaction; a no-op on older files without auto-vacuum.
+        """
+        with self._lock:
+            if self._closed or self._depth:
+                return
+            with self.translating():
+                # executescript steps the pragma to its end; execute() would free a single page.
+                self._conn.executescript("PRAGMA incremental_vacuum")
+
     def _rollback(self) -> None:
         try:
             if self._conn.in_transaction:
@@ -180,6 +192,8 @@ def _check(conn: sqlite3.Connection, path: Path, kind: str, session_id: str | No
         raise BackendError(f"sqlite database {path} holds session {row[1]!r}, not {session_id!r}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
+    if version in UPGRADABLE_VERSIONS:  # same tables: the stamp keeps older lash from misreading new records
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _create(path: Path, kind: str, session_id: str | None) -> None:
@@ -193,6 +207,7 @@ def _create(path: Path, kind: str, session_id: str | None) -> None:
             # One fsync below makes the finished file durable before it gets its real name.
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table; freed pages can be returned
             conn.execute("BEGIN IMMEDIATE")
             for statement in DDL[kind].split(";"):
                 if statement.strip():

@@ -8,8 +8,16 @@ listing sessions reads one tiny row per file.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
-"""Stamped into ``PRAGMA user_version``; a file with a larger value was written by a newer lash."""
+SCHEMA_VERSION = 2
+"""Stamped into ``PRAGMA user_version``; a file with a larger value was written by a newer lash.
+
+Version 2 has the tables of version 1; its node records may be zlib-compressed
+(:func:`lash.blobs.compress_node_record`), which lash before version 2 cannot read, and new
+files use ``auto_vacuum = INCREMENTAL``. A version-1 file is stamped 2 when opened.
+"""
+
+UPGRADABLE_VERSIONS = frozenset({1})
+"""Older versions opened as they are and stamped :data:`SCHEMA_VERSION` (the same tables)."""
 
 SESSION = "session"
 BLOB_STORE = "blobs"

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import TypeVar
 
-from lash.blobs import StoredBlob
+from lash.blobs import BlobProfile, StoredBlob, compress_node_record
 from lash.model import BlobRef
 from lash.store import LedgerKey, StoredNode
 from lash_sqlite.database import Database
@@ -49,10 +49,15 @@ def _marks(chunk: Sequence[object]) -> str:
 
 
 class SqliteTransaction:
-    """The primitives of one session inside one SQLite transaction."""
+    """The primitives of one session inside one SQLite transaction.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Node records are stored compressed as ``profile`` says (:func:`lash.blobs.compress_node_record`);
+    reads hand the stored bytes back as they are, and :func:`lash.codec.unpack` expands them.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, profile: BlobProfile = BlobProfile.LOW_LATENCY) -> None:
         self._conn = conn
+        self._profile = profile
 
     def read_head(self) -> bytes | None:
         row = self._conn.execute("SELECT data FROM head WHERE id = 1").fetchone()
@@ -82,7 +87,7 @@ class SqliteTransaction:
     def insert_nodes(self, nodes: Sequence[StoredNode]) -> None:
         self._conn.executemany(
             "INSERT INTO nodes (node_id, parent_id, data) VALUES (?, ?, ?)",
-            [(n.node_id, n.parent_id, n.data) for n in nodes],
+            [(n.node_id, n.parent_id, compress_node_record(n.data, self._profile)) for n in nodes],
         )
 
     def clear_nodes(self) -> None:
@@ -124,18 +129,21 @@ class SqliteTransaction:
 
 
 class SqliteSessionStorage:
-    """:class:`lash.store.SessionStorage` of one session file."""
+    """:class:`lash.store.SessionStorage` of one session file, storing node records as ``profile`` says."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, profile: BlobProfile = BlobProfile.LOW_LATENCY) -> None:
         self.db = db
+        self.profile = profile
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[SqliteTransaction]:
         with self.db.transaction(write=write) as conn:
-            yield SqliteTransaction(conn)
+            yield SqliteTransaction(conn, self.profile)
 
     def scrub(self) -> None:
-        """After a vacuum or GC: no copy of a deleted row stays in the WAL (``secure_delete`` zeroed the pages)."""
+        """After a vacuum or GC: the freed pages go back to the file system and no copy of a deleted row
+        stays in the WAL (``secure_delete`` zeroed the pages)."""
+        self.db.release_free_pages()
         self.db.checkpoint()
 
     def close(self) -> None:
@@ -194,6 +202,8 @@ class SqliteBlobStorage:
             for chunk in _chunks(refs):
                 sql = f"DELETE FROM blobs WHERE ref IN ({_marks(chunk)}){age}"
                 deleted += conn.execute(sql, (*chunk, *tail)).rowcount
+        if deleted:  # a standalone blob store; inside a session's GC the session's scrub does it
+            self.db.release_free_pages()
         return deleted
 
     def list(self) -> Iterator[StoredBlob]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lash_sqlite import SqliteBackend
+from lash_sqlite.schema import SCHEMA_VERSION
 
 import lash
 from lash.blobs import BlobProfile, seal
@@ -106,7 +107,7 @@ def test_database_from_a_newer_lash_is_refused_before_any_read(config: dict, db_
     before = db_file.read_bytes()
     with pytest.raises(SchemaVersionError, match=db_file.name) as caught:
         SqliteBackend(path=db_file.parent).open_session(SESSION)
-    assert (caught.value.found, caught.value.supported) == (7, 1)
+    assert (caught.value.found, caught.value.supported) == (7, SCHEMA_VERSION)
     assert db_file.read_bytes() == before
 
 
