@@ -1,12 +1,15 @@
-"""pytest plugin (entry point ``pytest11``): hypothesis profiles for lash's test suites.
+"""pytest plugin (entry point ``pytest11``): hypothesis profiles and backend fixtures.
 
 ``--hypothesis-profile=ci`` (the default under ``CI=true``) is bounded and derandomized;
-``--hypothesis-profile=thorough`` runs many more examples for nightly-style runs.
+``--hypothesis-profile=thorough`` runs many more examples for nightly-style runs. The
+fixtures of :mod:`lash.testing.backends` (``lash_backend_config``: every backend) come with it.
 """
 
 from __future__ import annotations
 
 import os
+
+pytest_plugins = ["lash.testing.backends"]
 
 try:
     from hypothesis import HealthCheck, settings

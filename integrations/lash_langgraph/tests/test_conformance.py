@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,7 @@ from lash_langgraph import LashSaver
 
 import lash
 import lash.aio
-
-from .conftest import BACKENDS
+from lash.testing.backends import backend_config
 
 
 class SyncMethods(LashSaver):
@@ -56,14 +54,21 @@ class SyncMethods(LashSaver):
 
 @pytest.mark.parametrize(
     ("face", "backend"),
-    [("async", "memory"), ("async", "sqlite"), ("async", "sqlite+s3"), ("sync", "memory"), ("sync", "sqlite")],
+    [
+        ("async", "memory"),
+        ("async", "sqlite"),
+        ("async", "sqlite+s3"),
+        ("async", "postgres"),
+        ("sync", "memory"),
+        ("sync", "sqlite"),
+    ],
 )
-def test_every_base_and_extended_capability_passes(
-    face: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_every_base_and_extended_capability_passes(face: str, backend: str, request: pytest.FixtureRequest) -> None:
+    make_config = backend_config(backend, request)
+
     @checkpointer_test(name=f"LashSaver ({face} methods, {backend})")
     async def fresh_saver() -> AsyncIterator[LashSaver]:
-        config = BACKENDS[backend](tmp_path, request)
+        config = make_config()
         if face == "async":  # only a lash.aio handle: the a* methods cannot fall back on sync lash
             async with lash.aio.open(config) as handle:
                 saver = LashSaver(handle)

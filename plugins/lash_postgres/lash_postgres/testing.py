@@ -24,7 +24,7 @@ from psycopg import sql
 
 from lash_postgres.server import PASSWORD_ROLE, PostgresServer, find_bindir
 
-__all__ = ["PASSWORD_ROLE", "REQUIRE_ENV", "PostgresServer", "find_bindir"]
+__all__ = ["PASSWORD_ROLE", "REQUIRE_ENV", "PostgresServer", "drop_schema", "find_bindir"]
 
 REQUIRE_ENV = "LASH_REQUIRE_POSTGRES"
 
@@ -58,4 +58,9 @@ def postgres_schema(postgres_server: PostgresServer) -> Iterator[str]:
     """A schema name no other test uses, in ``postgres_server.dsn()``'s database; dropped after the test."""
     name = f"test_{uuid.uuid4().hex[:16]}"
     yield name
-    postgres_server.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    drop_schema(postgres_server, name)
+
+
+def drop_schema(server: PostgresServer, name: str) -> None:
+    """Drop schema ``name`` and everything in it, if it exists."""
+    server.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
