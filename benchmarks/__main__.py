@@ -6,8 +6,9 @@
     python -m benchmarks run --systems lash-postgres langgraph-postgres --postgres-dsn postgresql://...
 
 Each system runs in its own process (``benchmarks.measure``), repetitions alternating
-between systems so that machine noise hits all alike. Prints the tables and writes
-``RESULTS.md`` and a latency plot next to it. The ``postgres`` systems are opt-in: chosen with
+between systems so that machine noise hits all alike. Prints the tables; a full run writes
+``RESULTS.md`` and a latency plot next to it (a ``--quick`` or ``--systems`` trial writes
+only where ``--output`` says). The ``postgres`` systems are opt-in: chosen with
 ``--systems``, they run on ``--postgres-dsn`` / ``$LASH_BENCH_POSTGRES_DSN`` (naming a server
 also adds them to the default list), else on a throwaway server started from the installed
 PostgreSQL binaries (see :mod:`benchmarks.postgres_server`).
@@ -78,7 +79,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--quick", action="store_true", help="turns 10,50 and one repetition (under a minute)")
     run.add_argument("--systems", nargs="+", choices=list(SYSTEMS), help="default: all but the postgres ones")
     run.add_argument("--postgres-dsn", help=f"server for the postgres systems (else ${DSN_ENV}, else a throwaway one)")
-    run.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="where to write the results")
+    run.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the results (default: benchmarks/RESULTS.md for a full run of every default "
+        "system; nothing for --quick or a --systems subset, so a trial run never replaces the published one)",
+    )
     run.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     args = parser.parse_args(argv)
 
@@ -97,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures = [Figures(results[s]) for s in systems]
     payload = sum(t.payload_bytes for t in turns(marks[-1]))
     print(tables(figures, marks, payload))
+    if args.output is None and (args.quick or args.systems):
+        print("\nnot written (a trial run): pass --output FILE to keep it", file=sys.stderr)
+        return
+    args.output = args.output or HERE / "RESULTS.md"
     plot = None
     if not args.no_plot:
         plot_path = args.output.with_name(args.output.stem + "-latency.png")
