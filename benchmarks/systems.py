@@ -334,6 +334,28 @@ class AgentsSqlite:
         assert items
 
 
+class AgentsLashSession(AgentsSqlite):
+    """lash-openai-agents' ``LashSession`` on lash-sqlite (``balanced``): :class:`AgentsSqlite`'s ``add_items`` turns."""
+
+    def __init__(self, directory: Path) -> None:
+        from lash_openai_agents import LashSession
+
+        self.config = {"store": {"backend": "sqlite", "options": {"path": str(directory), "blob_profile": "balanced"}}}
+        self.cls = LashSession
+        self.loop = asyncio.new_event_loop()
+        self.session = LashSession(THREAD, config=self.config)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.session.close())
+
+    def resume(self) -> None:
+        async def open_and_read() -> list[Any]:
+            async with self.cls(THREAD, config=self.config) as session:
+                return await session.get_items()
+
+        assert self.loop.run_until_complete(open_and_read())
+
+
 SYSTEMS: dict[str, Callable[[Path], System]] = {
     "floor": Floor,
     "lash-sqlite": lash_sqlite("balanced"),
@@ -343,6 +365,7 @@ SYSTEMS: dict[str, Callable[[Path], System]] = {
     "langgraph-sqlite": LangGraphSqlite,
     "langgraph-lashsaver": LangGraphLashSaver,
     "agents-sqlite": AgentsSqlite,
+    "agents-lashsession": AgentsLashSession,
     "lash-postgres": LashPostgres,
     "langgraph-postgres": LangGraphPostgres,
 }
@@ -371,6 +394,12 @@ NOTES: dict[str, str] = {
     "ledger; resume opens the thread's session (every checkpoint node) and rebuilds the newest checkpoint's list",
     "agents-sqlite": "OpenAI Agents SDK `SQLiteSession.add_items`: the two messages only; no tool "
     "catalogue, plugin or execution state, no usage, no branches",
+    "agents-lashsession": "lash-openai-agents `LashSession.add_items` on lash-sqlite (`balanced`): the two "
+    "messages of agents-sqlite as two lash nodes in one commit (revision compare-and-swap, retried after a "
+    "conflict), plus what `SQLiteSession` lacks: a branch marker at the root (branches, pops, per-turn usage "
+    "live in the same graph), the adapter's format version in the plugin snapshot, agent frames; no tool "
+    "catalogue or execution state (the SDK's session has none); resume opens lash, the session and "
+    "`get_items()`",
     "lash-postgres": "lash-postgres (`balanced`), its own schema on a local PostgreSQL server over TCP "
     "(127.0.0.1); what lash-sqlite stores, plus a session row lock per commit. Durability: `fsync` and "
     "`synchronous_commit` on (PostgreSQL's defaults; the throwaway server is started with them), so each "

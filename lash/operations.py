@@ -45,6 +45,7 @@ T = TypeVar("T")
 StorageMethod = Literal[
     # SessionStore / AsyncSessionStore
     "load_session",
+    "load_head",
     "load_node",
     "commit",
     "save_meta",
@@ -234,7 +235,15 @@ def commit(core: LashCore, face: SessionBase, store: Any) -> Operation[CommitRes
 
 
 def refresh(state: SessionState, store: Any) -> Operation[None]:
-    """Load the head another writer moved and re-base uncommitted work on it."""
+    """Load the head another writer moved and re-base uncommitted work on it.
+
+    The head alone is read first: when no other writer moved it, nothing else is read, so a
+    refresh before every write costs one small read, not the whole session.
+    """
+    if state.head_revision is not None:
+        head = yield Call(store, "load_head")
+        if head is not None and head.revision == state.head_revision:
+            return
     read = yield from load_committed(store, state.residency)
     if read is not None and read.head_revision != state.head_revision:
         state.rebase(read)

@@ -108,6 +108,13 @@ class SessionStore(Protocol):
         """The committed session (None if never committed), reading ``scope`` of its graph."""
         ...
 
+    def load_head(self) -> Head | None:
+        """The head (revision, leaf, manifest) without nodes or blobs, or None before the first commit.
+
+        Cheap: ``Session.refresh()`` asks it first and reads the session only when the head moved.
+        """
+        ...
+
     def load_node(self, node_id: str) -> Node | None:
         """One visible node, or None."""
         ...
@@ -193,6 +200,8 @@ class AsyncSessionStore(Protocol):
     """The session's blob store (synchronous, for low-level use and tests)."""
 
     async def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None: ...
+
+    async def load_head(self) -> Head | None: ...
 
     async def load_node(self, node_id: str) -> Node | None: ...
 

@@ -20,6 +20,7 @@ from lash.model import (
     CommitResult,
     FullGraph,
     GcReport,
+    Head,
     Node,
     ReadScope,
     SessionInfo,
@@ -59,6 +60,9 @@ class ThreadedSessionStore:
 
     async def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
         return await self._call("load_session", scope)
+
+    async def load_head(self) -> Head | None:
+        return await self._call("load_head")
 
     async def load_node(self, node_id: str) -> Node | None:
         return await self._call("load_node", node_id)

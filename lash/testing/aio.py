@@ -41,6 +41,7 @@ from lash.model import (
     CommitResult,
     FullGraph,
     GcReport,
+    Head,
     Node,
     ReadScope,
     SessionInfo,
@@ -100,6 +101,9 @@ class BlockingSessionStore:
 
     def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
         return self._loop.run(self.async_store.load_session(scope))
+
+    def load_head(self) -> Head | None:
+        return self._loop.run(self.async_store.load_head())
 
     def load_node(self, node_id: str) -> Node | None:
         return self._loop.run(self.async_store.load_node(node_id))

@@ -17,6 +17,7 @@ from lash.model import (
     CommitResult,
     FullGraph,
     GcReport,
+    Head,
     Node,
     ReadScope,
     SessionInfo,
@@ -47,6 +48,9 @@ class InlineStore:
 
     async def load_session(self, scope: ReadScope = FullGraph()) -> SessionRead | None:
         return self._note().load_session(scope)
+
+    async def load_head(self) -> Head | None:
+        return self._note().load_head()
 
     async def load_node(self, node_id: str) -> Node | None:
         return self._note().load_node(node_id)

@@ -129,3 +129,34 @@ def test_conflict_with_a_writer_in_another_process(place):
         resumed = handle.session("s")
         assert _contents(resumed) == ["here", "there", "here again"]
         assert resumed.usage_report().by_source == {"worker": TokenUsage(output_tokens=1)}
+
+
+class _CountingStore:
+    """The session's own store, counting the reads a refresh makes."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.loads = 0
+
+    def load_session(self, *args, **kwargs):
+        self.loads += 1
+        return self._store.load_session(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+def test_refresh_reads_the_session_only_when_another_writer_moved_the_head(place):
+    with place.open() as first, place.open() as second:
+        a, b = first.session("s"), second.session("s")
+        a.append_message("user", "one")
+        a.commit()
+        b.refresh()
+        counting = b._store = _CountingStore(b._store)
+        b.refresh()  # nothing moved: the head alone is read
+        assert counting.loads == 0
+        a.append_message("user", "two")
+        a.commit()
+        b.refresh()
+        assert counting.loads == 1
+        assert _contents(b) == ["one", "two"]
