@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 
 import lash
 import lash.aio
-from lash.model import ActivePath, SessionInfo
-from lash.store import StandardSessionStore
+from lash.model import SessionInfo
 from lash_langgraph.threads import Operation, Threads
 
 T = TypeVar("T")
@@ -64,12 +63,9 @@ class SyncFace:
         return True
 
     def revision(self, session: lash.Session) -> int | None:
-        """The session's committed head revision, read without loading its nodes where the store allows."""
-        store = session.store
-        if isinstance(store, StandardSessionStore):
-            return _head_revision(store)
-        read = store.load_session(ActivePath())
-        return None if read is None else read.head_revision
+        """The session's committed head revision: the head alone is read, not its nodes."""
+        head = session.store.load_head()
+        return None if head is None else head.revision
 
     def commit(self, session: lash.Session) -> None:
         session.commit()
@@ -155,13 +151,9 @@ class AsyncFace:
         return True
 
     async def revision(self, session: lash.aio.Session) -> int | None:
-        """As :meth:`SyncFace.revision`; a store lash.aio runs in its worker pool is read there too."""
-        store = session.store
-        if isinstance(store, lash.aio.ThreadedSessionStore) and isinstance(store.store, StandardSessionStore):
-            pool = self._opened_handle()._executor  # lash.aio has no async name for the head read (load_head)
-            return await asyncio.get_running_loop().run_in_executor(pool, _head_revision, store.store)
-        read = await store.load_session(ActivePath())
-        return None if read is None else read.head_revision
+        """As :meth:`SyncFace.revision`, through the store's async face."""
+        head = await session.store.load_head()
+        return None if head is None else head.revision
 
     async def commit(self, session: lash.aio.Session) -> None:
         await session.commit()
@@ -181,8 +173,3 @@ class AsyncFace:
 
 
 Opener = Callable[[], Awaitable[lash.aio.Lash]]
-
-
-def _head_revision(store: StandardSessionStore) -> int | None:
-    head = store.load_head()
-    return None if head is None else head.revision
