@@ -12,8 +12,12 @@ thread per session. Reported: throughput (commits/s), p50/p99 commit latency, an
 event loop a 1 ms ticker's worst lateness and the longest single callback (the target: no
 callback blocks the loop for more than 5 ms), in wall time and in the loop thread's own CPU
 time: wall time also counts waiting for the GIL and for a core, CPU time only the work done.
-The longest garbage-collector pass (``gc.callbacks``) is reported beside them, since a full
-collection runs inside whichever callback allocated last.
+The longest garbage-collector pass (``gc.callbacks``; wall and CPU time) and the number of
+full passes are reported beside them, since a collection runs inside whichever callback
+allocated last, and a full one walks every tracked object of the process: its cost grows
+with everything alive, not with what the callback did. ``--gc-freeze`` moves what exists
+before the run (modules, the generated workload) out of the collector's reach with
+``gc.freeze()``, as a latency-sensitive application would after start-up; lash never calls it.
 
 On SQLite, ``lash.aio`` runs the sync store in its worker pool (``--max-workers``). On
 Postgres it is native (psycopg's ``AsyncConnectionPool``; the pool size is ``--pool-max``
@@ -81,20 +85,27 @@ class Result:
     callback_cpu: list[float] = field(default_factory=list)
     slowest: list[tuple[float, str]] = field(default_factory=list)
     gc_passes: list[float] = field(default_factory=list)
+    gc_cpu: list[float] = field(default_factory=list)
+    """CPU time of each collector pass, in the thread that ran it (the loop's or a worker's)."""
+    full_gc_passes: int = 0
+    """Passes over the oldest generation: they walk every tracked object of the process."""
     worker_calls: int | None = None
     """Calls handed to lash.aio's worker pool while sessions committed (None: not counted)."""
 
 
 @contextlib.contextmanager
 def gc_timer(result: Result) -> Iterator[None]:
-    """Record the wall time of every garbage-collector pass in the block."""
-    started: list[float] = []
+    """Record the wall and CPU time of every garbage-collector pass in the block, and count the full ones."""
+    started: list[tuple[float, float]] = []
 
     def callback(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            started.append(time.perf_counter())
+            started.append((time.perf_counter(), time.thread_time()))
         elif started:
-            result.gc_passes.append(time.perf_counter() - started.pop())
+            wall, cpu = started.pop()
+            result.gc_passes.append(time.perf_counter() - wall)
+            result.gc_cpu.append(time.thread_time() - cpu)
+            result.full_gc_passes += info["generation"] == 2
 
     gc.callbacks.append(callback)
     try:
@@ -249,7 +260,8 @@ def table(results: Sequence[Result]) -> str:
     header = (
         f"{'mode':<40} {'commits':>7} {'commits/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'tick late max ms':>16} {'tick late p99 ms':>16} {'longest callback ms':>19} {'callbacks > 5 ms':>16} "
-        f"{'its CPU ms':>10} {'callbacks > 5 ms CPU':>20} {'longest GC ms':>13} {'worker calls':>12}"
+        f"{'its CPU ms':>10} {'callbacks > 5 ms CPU':>20} {'longest GC ms':>13} {'its CPU ms':>10} {'full GCs':>8} "
+        f"{'worker calls':>12}"
     )
     lines = [header, "─" * len(header)]
     for r in results:
@@ -260,7 +272,12 @@ def table(results: Sequence[Result]) -> str:
             if r.callbacks
             else f"{'-':>16} {'-':>16} {'-':>19} {'-':>16} {'-':>10} {'-':>20}"
         )
-        longest_gc = f"{max(r.gc_passes) * 1e3:>13.2f}" if r.gc_passes else f"{'-':>13}"
+        longest_gc = (
+            f"{max(r.gc_passes) * 1e3:>13.2f} {r.gc_cpu[r.gc_passes.index(max(r.gc_passes))] * 1e3:>10.2f}"
+            if r.gc_passes
+            else f"{'-':>13} {'-':>10}"
+        )
+        longest_gc += f" {r.full_gc_passes:>8}"
         workers = f"{r.worker_calls:>12}" if r.worker_calls is not None else f"{'-':>12}"
         lines.append(
             f"{r.mode:<40} {len(r.latencies):>7} {len(r.latencies) / r.wall:>10.1f} "
@@ -280,8 +297,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--postgres-dsn", help="an existing server (its role needs CREATEDB); default: a throwaway")
     parser.add_argument("--durable", action="store_true", help="throwaway server with fsync on (default: off)")
     parser.add_argument("--show-slow", action="store_true", help="list the callbacks that took longer than 5 ms")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() what exists before the run")
     args = parser.parse_args(argv)
     workload = list(turns(args.turns))
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
     for backend in args.backends:
         results = sqlite_results(args, workload) if backend == "sqlite" else postgres_results(args, workload)
         print(f"\n{args.sessions} sessions x {args.turns} turns of the DESIGN §7 workload on lash-{backend}\n")

@@ -335,7 +335,7 @@ class AgentsSqlite:
 
 
 class AgentsLashSession(AgentsSqlite):
-    """lash-openai-agents' ``LashSession`` on lash-sqlite (``balanced``): :class:`AgentsSqlite`'s ``add_items`` turns."""
+    """lash-openai-agents' ``LashSession`` on lash-sqlite (``balanced``), with :class:`AgentsSqlite`'s turns."""
 
     def __init__(self, directory: Path) -> None:
         from lash_openai_agents import LashSession

@@ -78,8 +78,49 @@ def _register_plain_record(cls: type) -> None:
     converter.register_unstructure_hook(cls, lambda record: {name: getattr(record, name) for name in names})
 
 
-for _plain in (Node, ToolState, PluginSnapshot):
+for _plain in (Node, PluginSnapshot):
     _register_plain_record(_plain)
+
+
+@attrs.frozen
+class _StoredToolState:
+    """The stored shape of a :class:`ToolState`: cattrs checks a read against it, field by field."""
+
+    generation: int
+    tools: tuple[dict[str, Any], ...] = ()
+    plugin_tool_names: tuple[str, ...] = ()
+
+
+converter.register_unstructure_hook(
+    ToolState,
+    lambda state: {"generation": state.generation, "tools": state.tools, "plugin_tool_names": state.plugin_tool_names},
+)
+converter.register_structure_hook(
+    ToolState,
+    lambda value, _: ToolState(*attrs.astuple(converter.structure(value, _StoredToolState), recurse=False)),
+)
+
+
+def _encode_tool_state(state: ToolState) -> bytes:
+    """What :func:`encode` writes for ``state``, with its packed specs spliced in as they are.
+
+    The same bytes as encoding the decoded record (so blobs keep their refs and dedup),
+    without decoding and re-encoding a catalogue on every change.
+    """
+    header = msgpack.Packer()
+    return b"".join(
+        (
+            header.pack_array_header(2),
+            pack(SCHEMA_VERSION),
+            header.pack_map_header(3),
+            pack("generation"),
+            pack(state.generation),
+            pack("tools"),
+            state.packed_tools.packed_array(),
+            pack("plugin_tool_names"),
+            pack(state.plugin_tool_names),
+        )
+    )
 
 
 def _register_fast_node_structure() -> None:
@@ -148,6 +189,8 @@ def unpack(data: bytes, what: str = "record") -> Any:
 
 def encode(record: Any) -> bytes:
     """Bytes for ``record``, tagged with :data:`SCHEMA_VERSION`."""
+    if type(record) is ToolState:
+        return _encode_tool_state(record)
     return pack([SCHEMA_VERSION, converter.unstructure(record)])
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 import attrs
+import msgpack
 
 if TYPE_CHECKING:  # the graph module builds on Node; records only name its type
     from lash.graph import SessionGraph
@@ -180,17 +181,83 @@ class SessionInfo:
 # --- checkpoints -------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(eq=False, repr=False)
+class PackedTools:
+    """Tool specs held as their msgpack bytes, one ``bytes`` per spec.
+
+    Bytes are invisible to the cyclic garbage collector, while a decoded 64 KiB catalogue
+    is about a thousand dicts and lists that every full collection walks, once per live
+    session. Reads decode fresh copies, so nobody can alter a held spec through a result.
+    Equal when the specs are (bytes first; decoded only when the bytes differ).
+    """
+
+    specs: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, tools: Iterable[Any]) -> PackedTools:
+        """Pack ``tools`` (msgpack-able values, normally dicts with a ``"name"``)."""
+        from lash import codec  # codec builds on these records
+
+        return cls(tuple(codec.pack(tool) for tool in tools))
+
+    def packed_array(self) -> bytes:
+        """The specs as one msgpack array, exactly as ``codec.pack(list(decoded()))`` writes it."""
+        return msgpack.Packer().pack_array_header(len(self.specs)) + b"".join(self.specs)
+
+    def decoded(self) -> tuple[Any, ...]:
+        """Fresh copies of the specs (one decoding pass for the whole catalogue)."""
+        from lash import codec
+
+        return tuple(codec.unpack(self.packed_array(), "tool specs"))
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackedTools):
+            return NotImplemented
+        if self.specs == other.specs:
+            return True
+        return len(self.specs) == len(other.specs) and self.decoded() == other.decoded()
+
+    __hash__ = None  # type: ignore[assignment]  # equal specs may pack differently (key order, 1 and 1.0)
+
+    def __repr__(self) -> str:
+        return f"PackedTools({self.decoded()!r})"
+
+
+@attrs.frozen(init=False, repr=False)
 class ToolState:
     """The tool registry: the tool specs offered to the model and a change counter.
 
     ``plugin_tool_names`` are the tools plugins contributed (the rest the application
     registered), so that a resumed registry drops a tool its plugin no longer offers.
+    The specs are held packed (:class:`PackedTools`); ``tools`` decodes fresh copies on
+    each access, so changing a dict it returned changes neither this record nor what is
+    stored. ``codec.encode`` writes the packed specs as they are, without decoding them.
     """
 
     generation: int
-    tools: tuple[dict[str, Any], ...] = ()
+    packed_tools: PackedTools = attrs.field(alias="tools")
     plugin_tool_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        generation: int,
+        tools: Iterable[Any] | PackedTools = (),
+        plugin_tool_names: Iterable[str] = (),
+    ) -> None:
+        packed = tools if isinstance(tools, PackedTools) else PackedTools.of(tools)
+        self.__attrs_init__(generation, packed, tuple(plugin_tool_names))
+
+    @property
+    def tools(self) -> tuple[dict[str, Any], ...]:
+        """The tool specs, decoded afresh (see the class docstring)."""
+        return self.packed_tools.decoded()
+
+    def __repr__(self) -> str:
+        names = self.plugin_tool_names
+        return f"ToolState(generation={self.generation!r}, tools={self.tools!r}, plugin_tool_names={names!r})"
 
 
 @attrs.frozen

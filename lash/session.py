@@ -31,6 +31,7 @@ from lash.model import (
     LedgerEntry,
     Node,
     NodeKind,
+    PackedTools,
     PluginSnapshot,
     ReadScope,
     ReplaceFull,
@@ -93,46 +94,54 @@ class ToolRegistry:
     tool is a msgpack-able dict with a ``"name"``. A tool passing from a plugin to the
     application (or back) also bumps the generation, because the stored state records who
     offers each tool.
+
+    Specs are held packed (:class:`~lash.model.PackedTools`: bytes, which the cyclic GC
+    never walks), and :attr:`tools` and iteration decode fresh copies: changing a dict
+    they returned changes nothing here and nothing stored; :meth:`register` it to change a tool.
     """
 
     def __init__(self, state: ToolState | None = None) -> None:
-        self._own: dict[str, dict[str, Any]] = {}
-        self._from_plugins: dict[str, dict[str, Any]] = {}
-        self._tools: tuple[dict[str, Any], ...] = ()
-        self._plugin_names: tuple[str, ...] = ()
-        self.generation = 0
+        self._own: dict[str, bytes] = {}
+        self._from_plugins: dict[str, bytes] = {}
+        self._state = ToolState(0)
+        self._names: tuple[str, ...] = ()
         self.load(state)
 
     def load(self, state: ToolState | None) -> None:
         """Adopt a stored tool state (None: no tools, generation 0)."""
         state = state or ToolState(0)
+        names = tuple(spec["name"] for spec in state.tools)
         plugin_names = set(state.plugin_tool_names)
-        self._own = {t["name"]: t for t in state.tools if t["name"] not in plugin_names}
-        self._from_plugins = {t["name"]: t for t in state.tools if t["name"] in plugin_names}
-        self._tools = tuple(state.tools)
-        self._plugin_names = tuple(sorted(plugin_names & {t["name"] for t in state.tools}))
-        self.generation = state.generation
+        specs = dict(zip(names, state.packed_tools.specs, strict=True))
+        self._own = {name: spec for name, spec in specs.items() if name not in plugin_names}
+        self._from_plugins = {name: spec for name, spec in specs.items() if name in plugin_names}
+        self._names = names
+        self._state = ToolState(state.generation, state.packed_tools, sorted(plugin_names & set(names)))
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._tools)
+        return iter(self.tools)
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return any(t["name"] == name for t in self._tools)
+        return name in self._names
 
     @property
     def tools(self) -> tuple[dict[str, Any], ...]:
-        return self._tools
+        """Fresh copies of the specs, sorted by name."""
+        return self._state.tools
 
     def names(self) -> list[str]:
-        return [t["name"] for t in self._tools]
+        return list(self._names)
 
     def register(self, spec: Mapping[str, Any]) -> None:
         """Offer a tool (replaces a tool of the same name)."""
-        (spec,) = _tool_specs([spec])
-        self._own[spec["name"]] = spec
+        self._own.update(_packed_specs([spec]))
         self._refresh()
 
     def unregister(self, name: str) -> None:
@@ -142,48 +151,41 @@ class ToolRegistry:
 
     def replace(self, specs: Iterable[Mapping[str, Any]]) -> None:
         """Replace every application tool."""
-        self._own = {s["name"]: s for s in _tool_specs(specs)}
+        self._own = _packed_specs(specs)
         self._refresh()
 
     def set_plugin_tools(self, specs: Iterable[Mapping[str, Any]]) -> None:
         """The tools plugins contribute now (called on open and before each commit)."""
-        from_plugins = {s["name"]: s for s in _tool_specs(specs)}
-        if from_plugins != self._from_plugins:  # every commit asks; re-sorting an unchanged catalogue is waste
+        from_plugins = _packed_specs(specs)
+        if from_plugins != self._from_plugins:  # every commit asks; compares bytes, decodes nothing
             self._from_plugins = from_plugins
             self._refresh()
 
     def _refresh(self) -> None:
         combined = {**self._from_plugins, **self._own}
-        tools = tuple(combined[name] for name in sorted(combined))
+        names = tuple(sorted(combined))
+        tools = PackedTools(tuple(combined[name] for name in names))
         plugin_names = tuple(sorted(set(self._from_plugins) - set(self._own)))
-        if (tools, plugin_names) != (self._tools, self._plugin_names):
-            self._tools, self._plugin_names = tools, plugin_names
-            self.generation += 1
+        if (tools, plugin_names) != (self._state.packed_tools, self._state.plugin_tool_names):
+            self._state = ToolState(self._state.generation + 1, tools, plugin_names)
+            self._names = names
 
     def state(self) -> ToolState:
-        return ToolState(self.generation, self._tools, self._plugin_names)
+        """The current tool state (immutable: the same record until the tools change)."""
+        return self._state
 
 
-def _tool_specs(specs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Detached, storable copies of ``specs`` (as they will read back after a resume).
-
-    Copied in one msgpack round trip for the whole catalogue (a 64 KiB catalogue in a
-    fraction of the time spec by spec); a spec that cannot be stored is then named.
-    """
-    plain = []
+def _packed_specs(specs: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
+    """Each spec by name, msgpack-packed: a detached copy that reads back as it will after a resume."""
+    packed = {}
     for spec in specs:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"]:
             raise LashError(f"a tool spec must be a dict with a non-empty 'name', got {spec!r:.80}")
-        plain.append(dict(spec))
-    try:
-        return codec.unpack(codec.pack(plain), "tool specs")
-    except SerializationError:
-        for spec in plain:
-            try:
-                codec.pack(spec)
-            except SerializationError as exc:
-                raise SerializationError(f"tool {spec['name']!r} cannot be stored: {exc}") from exc
-        raise
+        try:
+            packed[spec["name"]] = codec.pack(dict(spec))
+        except SerializationError as exc:
+            raise SerializationError(f"tool {spec['name']!r} cannot be stored: {exc}") from exc
+    return packed
 
 
 # --- the sans-I/O session logic ---------------------------------------------------------
