@@ -112,6 +112,19 @@ class PoolPolicy:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.target.display}>"
 
+    def pool_options(self, name: str) -> dict[str, Any]:
+        """The keyword arguments both pool classes take alike (closed until opened)."""
+        return {
+            "conninfo": self.target.conninfo,
+            "min_size": self.pool_min,
+            "max_size": self.pool_max,
+            "kwargs": self.connection_options,
+            "configure": self._configure,
+            "timeout": self.connect_timeout,
+            "name": name,
+            "open": False,
+        }
+
     def translating(self, action: str) -> AbstractContextManager[None]:
         """Turn psycopg errors raised in the block into lash errors naming ``action``."""
         return translating(self.target, action, self.statement_timeout)
@@ -142,16 +155,7 @@ class Database(PoolPolicy):
     def _setup(self) -> None:
         self._local = threading.local()
         self._pipeline = psycopg.Pipeline.is_supported()
-        self.pool = ConnectionPool(
-            self.target.conninfo,
-            min_size=self.pool_min,
-            max_size=self.pool_max,
-            kwargs=self.connection_options,
-            configure=self._configure,
-            timeout=self.connect_timeout,
-            name="lash-postgres",
-            open=False,
-        )
+        self.pool = ConnectionPool(**self.pool_options("lash-postgres"))
         self.pool.open(wait=False)
 
     def _configure(self, conn: psycopg.Connection) -> None:
@@ -251,16 +255,7 @@ class AsyncDatabase(PoolPolicy):
         )
         self._pipeline = psycopg.AsyncPipeline.is_supported()
         self._opened = False
-        self.pool = AsyncConnectionPool(
-            self.target.conninfo,
-            min_size=self.pool_min,
-            max_size=self.pool_max,
-            kwargs=self.connection_options,
-            configure=self._configure,
-            timeout=self.connect_timeout,
-            name="lash-postgres-async",
-            open=False,
-        )
+        self.pool = AsyncConnectionPool(**self.pool_options("lash-postgres-async"))
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
         await drive_program(_single(configure_statement(self.statement_timeout)), conn)
